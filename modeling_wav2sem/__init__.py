@@ -1,0 +1,41 @@
+"""wav2sem: Wav2Sem (CVPR 2025) audio-semantic features as Hugging Face models.
+
+Importing the package registers `wav2sem` and `wav2sem-fused` with `AutoConfig` / `AutoModel`, and marks the
+classes for remote code, so `save_pretrained` also writes the model code and `auto_map`: a saved folder loads with
+`AutoModel.from_pretrained(folder)` here, and with `trust_remote_code=True` where this package is not installed.
+"""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_wav2sem import WAV2SEM_PRESETS, Wav2SemConfig, Wav2SemFusedConfig
+from .modeling_wav2sem import (
+    Wav2SemFusedEncoder,
+    Wav2SemFusedEncoderOutput,
+    Wav2SemModel,
+    Wav2SemModelOutput,
+    Wav2SemPreTrainedModel,
+)
+
+__version__ = "0.1.0"
+
+
+def _register_auto_classes():
+    for config_class, model_class in ((Wav2SemConfig, Wav2SemModel), (Wav2SemFusedConfig, Wav2SemFusedEncoder)):
+        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+        AutoModel.register(config_class, model_class, exist_ok=True)
+        config_class.register_for_auto_class()
+        model_class.register_for_auto_class("AutoModel")
+
+
+_register_auto_classes()
+
+__all__ = [
+    "WAV2SEM_PRESETS",
+    "Wav2SemConfig",
+    "Wav2SemFusedConfig",
+    "Wav2SemFusedEncoder",
+    "Wav2SemFusedEncoderOutput",
+    "Wav2SemModel",
+    "Wav2SemModelOutput",
+    "Wav2SemPreTrainedModel",
+]

@@ -1,0 +1,807 @@
+# Copyright 2026 The wav2sem authors. Licensed under the Apache License, Version 2.0.
+"""PyTorch Wav2Sem (CVPR 2025): an audio encoder whose mean-pooled sentence vector F_s is aligned with a text
+encoder's sentence embedding, and the fused encoder `F_d = FC2(FC1(F_s) + F_p)` that plugs it into any HuBERT /
+Wav2Vec2 / WavLM / Data2VecAudio backbone.
+
+Read top to bottom: outputs, input checks, layers, pre-trained base class, models. Imports only torch, transformers
+and the sibling configuration file, so the file doubles as Hub remote code.
+
+Shapes: B batch, L samples, T conv frames, N encoder frames (N == T), H hidden size, D semantic (teacher) size.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from transformers import AutoFeatureExtractor, AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput
+
+from .configuration_wav2sem import Wav2SemConfig, Wav2SemFusedConfig
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Outputs
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Wav2SemModelOutput(ModelOutput):
+    r"""
+    last_hidden_state (`torch.FloatTensor` of shape `(B, N, H)`):
+        Frame features of the last Transformer layer (50 Hz for 16 kHz audio).
+    semantic_embeds (`torch.FloatTensor` of shape `(B, D)`):
+        The sentence vector F_s: mean over the valid frames, through the projection head if any, in the teacher's
+        space (directly comparable with the teacher's [CLS] or mean vector).
+    standardized_embeds (`torch.FloatTensor` of shape `(B, D)`):
+        The same vector before the folded-in target de-standardisation (`semantic_embeds = standardized_embeds *
+        target_scale + target_shift`); equal to `semantic_embeds` when no target statistics were set. Training losses
+        on standardised targets use it.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+        Input of every Transformer layer and the final output, each `(B, N, H)`; with `output_hidden_states=True`.
+    attentions (`tuple(torch.FloatTensor)`, *optional*):
+        Attention weights of every layer, each `(B, heads, N, N)`; with `output_attentions=True`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    semantic_embeds: torch.FloatTensor | None = None
+    standardized_embeds: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class Wav2SemFusedEncoderOutput(ModelOutput):
+    r"""
+    last_hidden_state (`torch.FloatTensor` of shape `(B, N, C)`):
+        The fused features F_d = FC2(FC1(F_s) + F_p); C is the backbone's width unless `config.output_dim` is set.
+    backbone_hidden_state (`torch.FloatTensor` of shape `(B, N, C_p)`):
+        The backbone's own last hidden state F_p.
+    semantic_embeds (`torch.FloatTensor` of shape `(B, D)`):
+        The frozen Wav2Sem sentence vector F_s.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+        The backbone's hidden states, with `output_hidden_states=True`.
+    attentions (`tuple(torch.FloatTensor)`, *optional*):
+        The backbone's attention weights, with `output_attentions=True`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    backbone_hidden_state: torch.FloatTensor | None = None
+    semantic_embeds: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Input checks and small helpers
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def validate_audio_inputs(
+    input_values: torch.Tensor, attention_mask: torch.Tensor | None, min_samples: int
+) -> torch.Tensor | None:
+    """Check a batch of raw audio and return the per-item lengths in samples (`None` when unpadded).
+
+    Args:
+        input_values: `(B, L)` float mono audio, right-padded.
+        attention_mask: `(B, L)`, 1 on real samples, or `None`.
+        min_samples: the shortest valid utterance (the conv stack's receptive field, 400 samples by default).
+
+    Raises:
+        ValueError: with the problem named, for every input the model cannot encode faithfully.
+    """
+    if not torch.is_tensor(input_values):
+        raise ValueError(f"input_values must be a torch.Tensor of shape (batch, samples), got {type(input_values)}.")
+    if input_values.dim() == 3:
+        raise ValueError(
+            f"input_values has shape {tuple(input_values.shape)}: each item must be mono 1-D audio, so the batch is "
+            "(batch, samples). Down-mix multi-channel (e.g. stereo) audio first, for instance by averaging channels."
+        )
+    if input_values.dim() != 2:
+        raise ValueError(
+            f"input_values must have shape (batch, samples), got {tuple(input_values.shape)}; "
+            "for a single utterance pass input_values[None]."
+        )
+    if input_values.shape[1] == 0:
+        raise ValueError("input_values is empty (0 samples).")
+    if not input_values.is_floating_point():
+        raise ValueError(f"input_values must be floating point audio, got dtype {input_values.dtype}.")
+    if torch.compiler.is_compiling():
+        return None if attention_mask is None else attention_mask.sum(-1)
+    finite = torch.isfinite(input_values).all(dim=-1)
+    if not bool(finite.all()):
+        bad = torch.nonzero(~finite).flatten().tolist()
+        raise ValueError(f"input_values contains NaN or Inf (batch items {bad}).")
+    if attention_mask is None:
+        lengths = None
+        shortest = input_values.shape[1]
+    else:
+        if attention_mask.shape != input_values.shape:
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)} but input_values has shape "
+                f"{tuple(input_values.shape)}; they must match."
+            )
+        mask = attention_mask.bool()
+        if bool((mask[:, 1:] & ~mask[:, :-1]).any()):
+            raise ValueError("attention_mask must be right-padded: ones for the real samples, then zeros.")
+        lengths = mask.sum(-1)
+        shortest = int(lengths.min())
+    if shortest < min_samples:
+        sizes = [input_values.shape[1]] * input_values.shape[0] if lengths is None else lengths.tolist()
+        short = {i: n for i, n in enumerate(sizes) if n < min_samples}
+        raise ValueError(
+            f"Audio too short: the model needs at least {min_samples} samples (its receptive field), but batch items "
+            f"have {short} samples."
+        )
+    if lengths is not None and int(lengths.min()) == input_values.shape[1]:
+        return None
+    return lengths
+
+
+def conv_output_lengths(input_lengths: torch.Tensor, kernels, strides) -> torch.Tensor:
+    """Frames produced by a stack of unpadded 1-D convolutions for `input_lengths` samples (any integer shape)."""
+    for kernel, stride in zip(kernels, strides):
+        input_lengths = torch.div(input_lengths - kernel, stride, rounding_mode="floor") + 1
+    return input_lengths
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
+    """`(B,)` lengths -> `(B, max_length)` bool mask, True on the first `lengths[b]` positions."""
+    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over time of `(B, N, H)` features (in fp32), counting only frames where the `(B, N)` mask is True."""
+    hidden_states = hidden_states.float()
+    if mask is None:
+        return hidden_states.mean(dim=1)
+    weights = mask.to(hidden_states.dtype).unsqueeze(-1)
+    return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def normalize_audio(input_values: torch.Tensor, lengths: torch.Tensor | None, eps: float = 1e-7) -> torch.Tensor:
+    """Zero-mean unit-variance per utterance over its real samples, as `Wav2Vec2FeatureExtractor(do_normalize=True)`.
+
+    `(B, L)` -> `(B, L)`; padded samples are set to 0.
+    """
+    x = input_values.float()
+    if lengths is None:
+        mean = x.mean(dim=-1, keepdim=True)
+        var = x.var(dim=-1, keepdim=True, unbiased=False)
+        return (x - mean) / torch.sqrt(var + eps)
+    mask = lengths_to_mask(lengths, x.shape[-1]).to(x.dtype)
+    count = lengths.to(x.dtype).unsqueeze(-1)
+    mean = (x * mask).sum(-1, keepdim=True) / count
+    var = (((x - mean) * mask) ** 2).sum(-1, keepdim=True) / count
+    return (x - mean) / torch.sqrt(var + eps) * mask
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Layers
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+class Wav2SemConvLayer(nn.Module):
+    """One conv layer of the feature encoder: Conv1d -> norm (if any) -> activation. `(B, C_in, T_in)` -> `(B, C, T)`.
+
+    With `feat_extract_norm="group"` only layer 0 has a norm, a GroupNorm with one group per channel, i.e. statistics
+    over time. Those statistics would include padding, so with a frame mask they are taken over the real frames only.
+    """
+
+    def __init__(self, config: Wav2SemConfig, layer_id: int):
+        super().__init__()
+        in_dim = config.conv_dim[layer_id - 1] if layer_id > 0 else 1
+        out_dim = config.conv_dim[layer_id]
+        self.conv = nn.Conv1d(
+            in_dim, out_dim, config.conv_kernel[layer_id], stride=config.conv_stride[layer_id], bias=config.conv_bias
+        )
+        if config.feat_extract_norm == "layer":
+            self.layer_norm = nn.LayerNorm(out_dim, eps=config.layer_norm_eps)
+        elif layer_id == 0:
+            self.layer_norm = nn.GroupNorm(out_dim, out_dim, affine=True)
+        else:
+            self.layer_norm = None
+        self.activation = ACT2FN[config.feat_extract_activation]
+
+    def _masked_channel_norm(self, hidden_states: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        norm = self.layer_norm
+        x = hidden_states.float()
+        weights = frame_mask[:, None, :].to(x.dtype)
+        count = weights.sum(-1, keepdim=True).clamp(min=1.0)
+        mean = (x * weights).sum(-1, keepdim=True) / count
+        var = (((x - mean) * weights) ** 2).sum(-1, keepdim=True) / count
+        x = (x - mean) * torch.rsqrt(var + norm.eps)
+        return (x * norm.weight[:, None] + norm.bias[:, None]).to(hidden_states.dtype)
+
+    def forward(self, hidden_states: torch.Tensor, input_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """`input_lengths` `(B,)`: real frames of each item of the input, or `None` when nothing is padded."""
+        hidden_states = self.conv(hidden_states)
+        if isinstance(self.layer_norm, nn.GroupNorm):
+            if input_lengths is None:
+                hidden_states = self.layer_norm(hidden_states)
+            else:
+                lengths = conv_output_lengths(input_lengths, self.conv.kernel_size, self.conv.stride)
+                hidden_states = self._masked_channel_norm(hidden_states, lengths_to_mask(lengths, hidden_states.shape[-1]))
+        elif self.layer_norm is not None:
+            hidden_states = self.layer_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        return self.activation(hidden_states)
+
+
+class Wav2SemFeatureEncoder(nn.Module):
+    """The conv feature encoder: raw audio `(B, L)` -> conv features `(B, C, T)`, hop 320 and receptive field 400."""
+
+    def __init__(self, config: Wav2SemConfig):
+        super().__init__()
+        self.conv_layers = nn.ModuleList([Wav2SemConvLayer(config, i) for i in range(config.num_feat_extract_layers)])
+
+    def forward(self, input_values: torch.Tensor, input_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """`input_lengths` `(B,)`: real samples of each item, or `None` when nothing is padded."""
+        hidden_states = input_values[:, None]
+        for layer in self.conv_layers:
+            hidden_states = layer(hidden_states, input_lengths)
+            if input_lengths is not None:
+                input_lengths = conv_output_lengths(input_lengths, layer.conv.kernel_size, layer.conv.stride)
+        return hidden_states
+
+
+class Wav2SemFeatureProjection(nn.Module):
+    """LayerNorm -> Linear -> dropout: conv features `(B, T, C)` -> `(B, T, H)`."""
+
+    def __init__(self, config: Wav2SemConfig):
+        super().__init__()
+        self.layer_norm = nn.LayerNorm(config.conv_dim[-1], eps=config.layer_norm_eps)
+        self.projection = nn.Linear(config.conv_dim[-1], config.hidden_size)
+        self.dropout = nn.Dropout(config.feat_proj_dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.projection(self.layer_norm(hidden_states)))
+
+
+class Wav2SemPositionalConvEmbedding(nn.Module):
+    """Relative positions from a grouped, weight-normalised convolution over time: `(B, N, H)` -> `(B, N, H)`.
+
+    Frames beyond an utterance's end must be zero on input (the encoder does it), so that a padded utterance sees the
+    same zero padding as when it is alone.
+    """
+
+    def __init__(self, config: Wav2SemConfig):
+        super().__init__()
+        kernel = config.num_conv_pos_embeddings
+        conv = nn.Conv1d(
+            config.hidden_size,
+            config.hidden_size,
+            kernel_size=kernel,
+            padding=kernel // 2,
+            groups=config.num_conv_pos_embedding_groups,
+        )
+        self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
+        self.num_pad_remove = 1 if kernel % 2 == 0 else 0
+        self.activation = ACT2FN[config.feat_extract_activation]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.conv(hidden_states.transpose(1, 2))
+        if self.num_pad_remove:
+            hidden_states = hidden_states[:, :, : -self.num_pad_remove]
+        return self.activation(hidden_states).transpose(1, 2)
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain softmax attention. q, k, v `(B, heads, N, d)`; boolean mask `(B, 1, 1, N)` True on keys to attend.
+
+    Returns the output `(B, N, heads, d)` and the weights `(B, heads, N, N)`.
+    """
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    weights = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()
+    return output, weights
+
+
+class Wav2SemAttention(nn.Module):
+    """Multi-head self-attention with the implementation chosen by `config._attn_implementation` (SDPA by default).
+
+    `(B, N, H)` -> `(B, N, H)` and, when asked for (eager), the weights `(B, heads, N, N)`.
+    """
+
+    def __init__(self, config: Wav2SemConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.dropout = config.attention_dropout
+        self.is_causal = False
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, frames, _ = hidden_states.shape
+        shape = (batch, frames, self.num_heads, self.head_dim)
+        query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
+        key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
+        value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
+
+        attention_interface: Callable = eager_attention_forward
+        implementation = self.config._attn_implementation
+        if not output_attentions and implementation not in (None, "eager"):
+            attention_interface = ALL_ATTENTION_FUNCTIONS[implementation]
+        output, weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.dropout if self.training else 0.0,
+            scaling=self.scaling,
+            is_causal=False,
+        )
+        output = self.out_proj(output.reshape(batch, frames, -1))
+        return output, weights
+
+
+class Wav2SemFeedForward(nn.Module):
+    """Linear -> activation -> dropout -> Linear -> dropout: `(B, N, H)` -> `(B, N, H)`."""
+
+    def __init__(self, config: Wav2SemConfig):
+        super().__init__()
+        self.intermediate_dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = ACT2FN[config.hidden_act]
+        self.intermediate_dropout = nn.Dropout(config.activation_dropout)
+        self.output_dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.output_dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.intermediate_dropout(self.intermediate_act_fn(self.intermediate_dense(hidden_states)))
+        return self.output_dropout(self.output_dense(hidden_states))
+
+
+class Wav2SemEncoderLayer(GradientCheckpointingLayer):
+    """A Transformer layer, post-LN as wav2vec2-base (the official encoder) or pre-LN (`do_stable_layer_norm`)."""
+
+    def __init__(self, config: Wav2SemConfig):
+        super().__init__()
+        self.pre_norm = config.do_stable_layer_norm
+        self.attention = Wav2SemAttention(config)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.feed_forward = Wav2SemFeedForward(config)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        residual = hidden_states
+        if self.pre_norm:
+            hidden_states = self.layer_norm(hidden_states)
+        hidden_states, weights = self.attention(hidden_states, attention_mask, output_attentions)
+        hidden_states = residual + self.dropout(hidden_states)
+        if self.pre_norm:
+            hidden_states = hidden_states + self.feed_forward(self.final_layer_norm(hidden_states))
+        else:
+            hidden_states = self.layer_norm(hidden_states)
+            hidden_states = self.final_layer_norm(hidden_states + self.feed_forward(hidden_states))
+        return hidden_states, weights
+
+
+class Wav2SemEncoder(nn.Module):
+    """Positional conv + Transformer layers (with LayerDrop): `(B, N, H)` -> `(B, N, H)`."""
+
+    def __init__(self, config: Wav2SemConfig):
+        super().__init__()
+        self.config = config
+        self.pos_conv_embed = Wav2SemPositionalConvEmbedding(config)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.layers = nn.ModuleList([Wav2SemEncoderLayer(config) for _ in range(config.num_hidden_layers)])
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        frame_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
+        attention_mask = None
+        if frame_mask is not None:
+            # Zero the padded frames so the positional conv sees the zero padding an utterance alone would see.
+            hidden_states = hidden_states * frame_mask.unsqueeze(-1).to(hidden_states.dtype)
+            attention_mask = frame_mask[:, None, None, :]
+        hidden_states = hidden_states + self.pos_conv_embed(hidden_states)
+        if not self.config.do_stable_layer_norm:
+            hidden_states = self.layer_norm(hidden_states)
+        hidden_states = self.dropout(hidden_states)
+
+        all_hidden_states = () if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if self.training and self.config.layerdrop > 0 and float(torch.rand([])) < self.config.layerdrop:
+                if output_attentions:
+                    all_attentions += (None,)
+                continue
+            hidden_states, weights = layer(hidden_states, attention_mask=attention_mask, output_attentions=output_attentions)
+            if output_attentions:
+                all_attentions += (weights,)
+        if self.config.do_stable_layer_norm:
+            hidden_states = self.layer_norm(hidden_states)
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+        return hidden_states, all_hidden_states, all_attentions
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Pre-trained base class
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+class Wav2SemPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, the conv length arithmetic and the Hub plumbing shared by the Wav2Sem models."""
+
+    config: Wav2SemConfig
+    config_class = Wav2SemConfig
+    base_model_prefix = "wav2sem"
+    main_input_name = "input_values"
+    input_modalities = "audio"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["Wav2SemEncoderLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        if isinstance(module, Wav2SemPositionalConvEmbedding):
+            weight_v = module.conv.parametrizations.weight.original1
+            std = 2 * math.sqrt(1 / (module.conv.kernel_size[0] * module.conv.in_channels))
+            init.normal_(weight_v, mean=0.0, std=std)
+            init.copy_(module.conv.parametrizations.weight.original0, torch.norm_except_dim(weight_v, 2, dim=2))
+            init.zeros_(module.conv.bias)
+        elif isinstance(module, Wav2SemFeatureProjection):
+            bound = math.sqrt(1 / module.projection.in_features)
+            init.uniform_(module.projection.weight, a=-bound, b=bound)
+            init.uniform_(module.projection.bias, a=-bound, b=bound)
+        elif isinstance(module, Wav2SemConvLayer):
+            init.kaiming_normal_(module.conv.weight)
+            if module.conv.bias is not None:
+                bound = math.sqrt(module.conv.groups / (module.conv.in_channels * module.conv.kernel_size[0]))
+                init.uniform_(module.conv.bias, a=-bound, b=bound)
+            if module.layer_norm is not None:
+                init.ones_(module.layer_norm.weight)
+                init.zeros_(module.layer_norm.bias)
+        elif isinstance(module, Wav2SemModel):
+            init.zeros_(module.target_shift)
+            init.ones_(module.target_scale)
+        elif isinstance(module, nn.Conv1d):
+            pass  # convolutions are initialised by their owners above
+        else:
+            super()._init_weights(module)
+
+    def _get_feat_extract_output_lengths(self, input_lengths: torch.LongTensor | int) -> torch.LongTensor | int:
+        """Number of encoder frames for `input_lengths` samples (hop 320, receptive field 400 by default)."""
+        if isinstance(input_lengths, int):
+            return int(conv_output_lengths(torch.tensor(input_lengths), self.config.conv_kernel, self.config.conv_stride))
+        return conv_output_lengths(input_lengths, self.config.conv_kernel, self.config.conv_stride)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+class Wav2SemModel(Wav2SemPreTrainedModel):
+    r"""
+    The Wav2Sem audio encoder: conv feature encoder -> feature projection -> positional conv -> Transformer -> mean over
+    the valid frames (-> projection head when the teacher's size differs) = the sentence vector F_s.
+
+    Batches may be right-padded with an `attention_mask`: every step that could see padding (the first conv layer's
+    group norm, the positional conv, attention and pooling) is masked, so an utterance gets the same F_s alone and in a
+    padded batch.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from modeling_wav2sem import Wav2SemConfig, Wav2SemModel
+    >>> model = Wav2SemModel(Wav2SemConfig.from_preset("tiny")).eval()
+    >>> out = model(torch.randn(2, 16000), attention_mask=torch.ones(2, 16000, dtype=torch.long))
+    >>> out.semantic_embeds.shape, out.last_hidden_state.shape
+    (torch.Size([2, 32]), torch.Size([2, 49, 32]))
+    ```
+    """
+
+    def __init__(self, config: Wav2SemConfig):
+        super().__init__(config)
+        self.feature_extractor = Wav2SemFeatureEncoder(config)
+        self.feature_projection = Wav2SemFeatureProjection(config)
+        self.encoder = Wav2SemEncoder(config)
+        self.projection_head = (
+            nn.Linear(config.hidden_size, config.text_embed_dim)
+            if config.text_embed_dim != config.hidden_size
+            else None
+        )
+        # Folded-in inverse of the target standardisation (see `set_target_statistics`); identity by default.
+        self.register_buffer("target_shift", torch.zeros(config.text_embed_dim))
+        self.register_buffer("target_scale", torch.ones(config.text_embed_dim))
+        self.post_init()
+
+    def freeze_feature_encoder(self):
+        """Stop gradients to the conv feature encoder."""
+        for param in self.feature_extractor.parameters():
+            param.requires_grad = False
+
+    @torch.no_grad()
+    def set_target_statistics(self, mean: torch.Tensor, std: torch.Tensor):
+        """Fold the training targets' per-dimension mean and std `(D,)` into the model.
+
+        Train the head on standardised targets `(t - mean) / std` through `standardized_embeds`; `semantic_embeds`
+        is then `standardized_embeds * std + mean`, in the teacher's own space.
+        """
+        if mean.shape != self.target_shift.shape or std.shape != self.target_scale.shape:
+            raise ValueError(
+                f"Target statistics must have shape {tuple(self.target_shift.shape)}, got {tuple(mean.shape)} and "
+                f"{tuple(std.shape)}."
+            )
+        if bool((std <= 0).any()):
+            raise ValueError("Target standard deviations must be positive.")
+        self.target_shift.copy_(mean)
+        self.target_scale.copy_(std)
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Wav2SemModelOutput | tuple:
+        r"""
+        Args:
+            input_values (`torch.FloatTensor` of shape `(B, L)`):
+                16 kHz mono audio, normalised per utterance as `Wav2Vec2FeatureExtractor` does, right-padded.
+            attention_mask (`torch.LongTensor` of shape `(B, L)`, *optional*):
+                1 on real samples, 0 on padding.
+        """
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+
+        lengths = validate_audio_inputs(input_values, attention_mask, self.config.receptive_field)
+        features = self.feature_extractor(input_values, lengths).transpose(1, 2)
+        frame_mask = None
+        if lengths is not None:
+            frame_mask = lengths_to_mask(self._get_feat_extract_output_lengths(lengths), features.shape[1])
+        hidden_states = self.feature_projection(features)
+        hidden_states, all_hidden_states, all_attentions = self.encoder(
+            hidden_states, frame_mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+        )
+
+        standardized = masked_mean(hidden_states, frame_mask)
+        if self.projection_head is not None:
+            standardized = self.projection_head(standardized.to(self.projection_head.weight.dtype)).float()
+        semantic = standardized * self.target_scale.float() + self.target_shift.float()
+
+        output = Wav2SemModelOutput(
+            last_hidden_state=hidden_states,
+            semantic_embeds=semantic,
+            standardized_embeds=standardized,
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class Wav2SemFusedEncoder(PreTrainedModel):
+    r"""
+    A speech backbone (HuBERT, Wav2Vec2, WavLM, Data2VecAudio, ... built with `AutoModel`) fused with a frozen
+    Wav2Sem: for every frame, `F_d = FC2(FC1(F_s) + F_p)`, with F_p the backbone's last hidden state `(B, N, C_p)`
+    and F_s the Wav2Sem sentence vector `(B, D)` broadcast over time. FC1 is a trainable `Linear(D, C_p)`; FC2 is the
+    identity unless `config.output_dim` is set, so `last_hidden_state` drops into code written for the backbone.
+
+    The Wav2Sem part always runs in eval mode without gradients, and receives the audio normalised per utterance
+    (whatever normalisation the backbone expects).
+
+    Example:
+
+    ```python
+    >>> from modeling_wav2sem import Wav2SemFusedEncoder
+    >>> model = Wav2SemFusedEncoder.from_backbone_and_wav2sem("facebook/hubert-base-ls960", "path/to/wav2sem-c")
+    >>> model.save_pretrained("hubert-base-wav2sem-c")  # one self-contained checkpoint
+    ```
+    """
+
+    config: Wav2SemFusedConfig
+    config_class = Wav2SemFusedConfig
+    base_model_prefix = "wav2sem_fused"
+    main_input_name = "input_values"
+    input_modalities = "audio"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+
+    def __init__(
+        self,
+        config: Wav2SemFusedConfig,
+        backbone: PreTrainedModel | None = None,
+        wav2sem: "Wav2SemModel | None" = None,
+    ):
+        _check_rates(config.audio_config, config.wav2sem_config)
+        super().__init__(config)
+        self.backbone = backbone if backbone is not None else AutoModel.from_config(config.audio_config)
+        self.wav2sem = wav2sem if wav2sem is not None else Wav2SemModel(config.wav2sem_config)
+        # One config object per sub-model, shared with the composite config (as SpeechEncoderDecoderModel does).
+        self.config.audio_config._attn_implementation = self.backbone.config._attn_implementation
+        self.config.wav2sem_config._attn_implementation = self.wav2sem.config._attn_implementation
+        self.backbone.config = self.config.audio_config
+        self.wav2sem.config = self.config.wav2sem_config
+        backbone_size = config.audio_config.hidden_size
+        self.fc1 = nn.Linear(config.wav2sem_config.text_embed_dim, backbone_size)
+        self.fc2 = nn.Linear(backbone_size, config.output_dim) if config.output_dim else nn.Identity()
+        self.wav2sem.requires_grad_(False)
+        self.wav2sem.eval()
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        if module is self.fc1:
+            if self.config.fusion_init == "zeros":
+                init.zeros_(module.weight)
+            else:
+                init.normal_(module.weight, mean=0.0, std=0.02)
+            init.zeros_(module.bias)
+        else:
+            super()._init_weights(module)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs) -> "Wav2SemFusedEncoder":
+        """As `PreTrainedModel.from_pretrained`, then the Wav2Sem module is frozen again (loading resets flags)."""
+        model = super().from_pretrained(*args, **kwargs)
+        model.wav2sem.requires_grad_(False)
+        model.wav2sem.eval()
+        return model
+
+    def train(self, mode: bool = True):
+        """Train the backbone and the fusion layers; the Wav2Sem module stays in eval mode (no dropout, LayerDrop)."""
+        super().train(mode)
+        self.wav2sem.eval()
+        return self
+
+    def freeze_backbone_feature_encoder(self):
+        """Stop gradients to the backbone's conv feature encoder, as the downstream baselines do."""
+        if hasattr(self.backbone, "freeze_feature_encoder"):
+            self.backbone.freeze_feature_encoder()
+        else:
+            raise ValueError(f"{type(self.backbone).__name__} has no conv feature encoder to freeze.")
+
+    def _get_feat_extract_output_lengths(self, input_lengths: torch.LongTensor | int) -> torch.LongTensor | int:
+        """Number of output frames for `input_lengths` samples (the backbone's arithmetic)."""
+        return self.backbone._get_feat_extract_output_lengths(input_lengths)
+
+    @classmethod
+    def from_backbone_and_wav2sem(
+        cls,
+        backbone_name_or_path: str,
+        wav2sem_name_or_path: str,
+        output_dim: int | None = None,
+        fusion_init: str = "zeros",
+        **kwargs,
+    ) -> "Wav2SemFusedEncoder":
+        """Build a fused encoder from a backbone checkpoint and a Wav2Sem checkpoint (local folders or Hub ids).
+
+        `kwargs` go to both `from_pretrained` calls (e.g. `revision`, `token`, `dtype`). Sampling and frame rates of
+        the two must agree (checked on their configs and feature extractors). FC1 (and FC2) are new.
+        """
+        backbone = AutoModel.from_pretrained(backbone_name_or_path, **kwargs)
+        wav2sem = Wav2SemModel.from_pretrained(wav2sem_name_or_path, **kwargs)
+        _check_feature_extractor_rates(backbone_name_or_path, wav2sem.config, kwargs)
+        config = cls.config_class(
+            audio_config=backbone.config,
+            wav2sem_config=wav2sem.config,
+            output_dim=output_dim,
+            fusion_init=fusion_init,
+        )
+        return cls(config, backbone=backbone, wav2sem=wav2sem)
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Wav2SemFusedEncoderOutput | tuple:
+        r"""
+        Args:
+            input_values (`torch.FloatTensor` of shape `(B, L)`):
+                16 kHz mono audio as the backbone's feature extractor prepares it, right-padded.
+            attention_mask (`torch.LongTensor` of shape `(B, L)`, *optional*):
+                1 on real samples, 0 on padding. Passed to the backbone as is, and used by Wav2Sem.
+        """
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+
+        lengths = validate_audio_inputs(input_values, attention_mask, self.config.wav2sem_config.receptive_field)
+        backbone_outputs = self.backbone(
+            input_values,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        with torch.no_grad():
+            wav2sem_mask = None if lengths is None else attention_mask
+            semantic = self.wav2sem(normalize_audio(input_values, lengths), attention_mask=wav2sem_mask).semantic_embeds
+        frame_features = backbone_outputs.last_hidden_state
+        fused = self.fc2(self.fc1(semantic.to(frame_features.dtype)).unsqueeze(1) + frame_features)
+
+        output = Wav2SemFusedEncoderOutput(
+            last_hidden_state=fused,
+            backbone_hidden_state=frame_features,
+            semantic_embeds=semantic,
+            hidden_states=backbone_outputs.hidden_states if output_hidden_states else None,
+            attentions=backbone_outputs.attentions if output_attentions else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+def _hop_length(config) -> int | None:
+    strides = getattr(config, "conv_stride", None)
+    return math.prod(strides) if strides else None
+
+
+def _check_rates(audio_config, wav2sem_config: Wav2SemConfig):
+    """Raise if the backbone's frame rate (samples per frame) differs from Wav2Sem's."""
+    backbone_hop = _hop_length(audio_config)
+    if backbone_hop is not None and backbone_hop != wav2sem_config.inputs_to_logits_ratio:
+        raise ValueError(
+            f"Frame rates differ: the backbone ({audio_config.model_type}) makes one frame every {backbone_hop} "
+            f"samples, Wav2Sem every {wav2sem_config.inputs_to_logits_ratio}."
+        )
+
+
+def _check_feature_extractor_rates(backbone_name_or_path: str, wav2sem_config: Wav2SemConfig, kwargs: dict):
+    """Raise if the backbone's feature extractor expects another sampling rate than Wav2Sem."""
+    hub_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
+    try:
+        extractor = AutoFeatureExtractor.from_pretrained(backbone_name_or_path, **hub_kwargs)
+    except (OSError, ValueError):
+        return  # the backbone ships no feature extractor: nothing to compare
+    rate = getattr(extractor, "sampling_rate", None)
+    if rate is not None and rate != wav2sem_config.sampling_rate:
+        raise ValueError(
+            f"Sampling rates differ: the backbone's feature extractor expects {rate} Hz, Wav2Sem "
+            f"{wav2sem_config.sampling_rate} Hz."
+        )
+
+
+__all__ = [
+    "Wav2SemFusedEncoder",
+    "Wav2SemFusedEncoderOutput",
+    "Wav2SemModel",
+    "Wav2SemModelOutput",
+    "Wav2SemPreTrainedModel",
+]
