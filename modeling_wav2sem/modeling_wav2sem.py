@@ -651,8 +651,10 @@ class Wav2SemFusedEncoder(PreTrainedModel):
         self.backbone = backbone if backbone is not None else AutoModel.from_config(config.audio_config)
         self.wav2sem = wav2sem if wav2sem is not None else Wav2SemModel(config.wav2sem_config)
         # One config object per sub-model, shared with the composite config (as SpeechEncoderDecoderModel does).
-        self.config.audio_config._attn_implementation = self.backbone.config._attn_implementation
-        self.config.wav2sem_config._attn_implementation = self.wav2sem.config._attn_implementation
+        # Building the composite config resets the sub-configs' attention implementation: give them the resolved one.
+        for sub_config, sub_model in ((config.audio_config, self.backbone), (config.wav2sem_config, self.wav2sem)):
+            if sub_config._attn_implementation is None:
+                sub_config._attn_implementation = sub_model.config._attn_implementation or self.config._attn_implementation
         self.backbone.config = self.config.audio_config
         self.wav2sem.config = self.config.wav2sem_config
         backbone_size = config.audio_config.hidden_size
@@ -689,10 +691,12 @@ class Wav2SemFusedEncoder(PreTrainedModel):
 
     def freeze_backbone_feature_encoder(self):
         """Stop gradients to the backbone's conv feature encoder, as the downstream baselines do."""
-        if hasattr(self.backbone, "freeze_feature_encoder"):
-            self.backbone.freeze_feature_encoder()
-        else:
-            raise ValueError(f"{type(self.backbone).__name__} has no conv feature encoder to freeze.")
+        feature_encoder = getattr(self.backbone, "feature_extractor", None)
+        if not isinstance(feature_encoder, nn.Module):
+            raise ValueError(f"{type(self.backbone).__name__} has no conv feature encoder (`feature_extractor`) to freeze.")
+        feature_encoder.requires_grad_(False)
+        if hasattr(feature_encoder, "_requires_grad"):
+            feature_encoder._requires_grad = False  # transformers' encoders then skip the gradient-checkpointing hook
 
     def _get_feat_extract_output_lengths(self, input_lengths: torch.LongTensor | int) -> torch.LongTensor | int:
         """Number of output frames for `input_lengths` samples (the backbone's arithmetic)."""

@@ -1,0 +1,409 @@
+"""Behaviour of Wav2SemModel and Wav2SemFusedEncoder that users depend on (tiny configs, CPU, fp32)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModel,
+    Data2VecAudioConfig,
+    HubertConfig,
+    Wav2Vec2Config,
+    Wav2Vec2FeatureExtractor,
+    WavLMConfig,
+)
+
+from modeling_wav2sem import (
+    WAV2SEM_PRESETS,
+    Wav2SemConfig,
+    Wav2SemFusedConfig,
+    Wav2SemFusedEncoder,
+    Wav2SemModel,
+)
+
+TINY_BACKBONE = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=37,
+    conv_dim=(16,) * 7,
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+    layerdrop=0.0,
+)
+BACKBONES = {
+    "hubert": (HubertConfig, {}),
+    "wav2vec2": (Wav2Vec2Config, {}),
+    "wavlm": (WavLMConfig, {}),
+    "data2vec-audio": (Data2VecAudioConfig, {"num_conv_pos_embeddings": 5}),
+}
+LENGTHS = (6000, 3700, 400)  # the last one is exactly the receptive field
+
+
+def padded_batch(lengths, seed=0):
+    """Right-padded random audio `(B, max(lengths))` and its attention mask."""
+    gen = torch.Generator().manual_seed(seed)
+    values = torch.zeros(len(lengths), max(lengths))
+    mask = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    for i, n in enumerate(lengths):
+        values[i, :n] = torch.randn(n, generator=gen)
+        mask[i, :n] = 1
+    return values, mask
+
+
+def tiny_wav2sem(**overrides):
+    torch.manual_seed(0)
+    return Wav2SemModel(Wav2SemConfig.from_preset("tiny", **overrides)).eval()
+
+
+@pytest.fixture(scope="module")
+def wav2sem_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wav2sem")
+    tiny_wav2sem(text_embed_dim=24).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(folder)
+    return str(folder)
+
+
+def save_backbone(folder, name, **overrides):
+    config_class, extra = BACKBONES[name]
+    torch.manual_seed(1)
+    model = AutoModel.from_config(config_class(**{**TINY_BACKBONE, **extra, **overrides}))
+    model.save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(folder)
+    return str(folder)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Presets
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_paper_preset_is_the_official_architecture():
+    config = Wav2SemConfig.from_preset("paper")
+    with torch.device("meta"):
+        model = Wav2SemModel(config)
+    assert sum(p.numel() for p in model.parameters()) == 94_370_944
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (768, 12, 12)
+    assert model.projection_head is None and not config.do_stable_layer_norm
+
+
+@pytest.mark.parametrize("name", sorted(WAV2SEM_PRESETS))
+def test_presets_keep_hop_and_receptive_field(name):
+    config = Wav2SemConfig.from_preset(name)
+    assert config.inputs_to_logits_ratio == 320 and config.receptive_field == 400
+
+
+def test_small_matches_minilm_and_tiny_is_tiny():
+    assert Wav2SemConfig.from_preset("small").hidden_size == 384
+    assert sum(p.numel() for p in tiny_wav2sem().parameters()) < 1_000_000
+
+
+def test_preset_overrides_and_errors():
+    config = Wav2SemConfig.from_preset("tiny", target="mean", text_embed_dim=48)
+    assert config.target == "mean" and tiny_wav2sem(text_embed_dim=48).projection_head.out_features == 48
+    with pytest.raises(ValueError, match="Unknown Wav2Sem preset"):
+        Wav2SemConfig.from_preset("huge")
+    with pytest.raises(ValueError, match="target"):
+        Wav2SemConfig(target="max")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Wav2SemModel
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_outputs_shapes_and_return_dict():
+    model = tiny_wav2sem(text_embed_dim=24)
+    values, mask = padded_batch(LENGTHS)
+    with torch.no_grad():
+        out = model(values, attention_mask=mask, output_hidden_states=True, output_attentions=True)
+        as_tuple = model(values, attention_mask=mask, return_dict=False)
+    frames = model._get_feat_extract_output_lengths(max(LENGTHS))
+    assert out.last_hidden_state.shape == (3, frames, 32)
+    assert out.semantic_embeds.shape == (3, 24)
+    assert len(out.hidden_states) == 3 and len(out.attentions) == 2
+    assert out.attentions[0].shape == (3, 2, frames, frames)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[1], out.semantic_embeds)  # eager (weights asked for) vs SDPA
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"feat_extract_norm": "layer"}, {"do_stable_layer_norm": True}],
+    ids=["group-norm-post-ln", "layer-norm", "pre-ln"],
+)
+def test_batching_does_not_change_results(overrides):
+    """An utterance's F_s alone and inside a right-padded batch agree to 1e-4 (fp32)."""
+    model = tiny_wav2sem(**overrides)
+    values, mask = padded_batch(LENGTHS)
+    with torch.no_grad():
+        batched = model(values, attention_mask=mask)
+        for i, n in enumerate(LENGTHS):
+            alone = model(values[i : i + 1, :n])
+            frames = alone.last_hidden_state.shape[1]
+            torch.testing.assert_close(batched.semantic_embeds[i : i + 1], alone.semantic_embeds, atol=1e-4, rtol=0)
+            torch.testing.assert_close(
+                batched.last_hidden_state[i : i + 1, :frames], alone.last_hidden_state, atol=1e-4, rtol=0
+            )
+
+
+def test_padding_leaks_without_masking():
+    """The masking matters: without it the group norm and positional conv see the padding."""
+    model = tiny_wav2sem()
+    values, mask = padded_batch((6000, 3000))
+    with torch.no_grad():
+        alone = model(values[1:, :3000]).semantic_embeds
+        unmasked = model(values).semantic_embeds[1:]
+    assert (alone - unmasked).abs().max() > 1e-3
+
+
+def test_target_statistics_are_folded_in():
+    model = tiny_wav2sem()
+    values, _ = padded_batch((4000,))
+    mean, std = torch.linspace(-1, 1, 32), torch.linspace(0.5, 2, 32)
+    model.set_target_statistics(mean, std)
+    with torch.no_grad():
+        out = model(values)
+    torch.testing.assert_close(out.semantic_embeds, out.standardized_embeds * std + mean)
+    with pytest.raises(ValueError, match="positive"):
+        model.set_target_statistics(mean, -std)
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    model = tiny_wav2sem(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0)
+    values, mask = padded_batch((5000, 3000))
+
+    def grads():
+        model.zero_grad()
+        model(values, attention_mask=mask).semantic_embeds.square().sum().backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    model.train()
+    reference = grads()
+    model.activation_checkpointing_enable()
+    checkpointed = grads()
+    assert reference.keys() == checkpointed.keys() and len(reference) > 10
+    for name in reference:
+        torch.testing.assert_close(checkpointed[name], reference[name], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("values", "mask", "message"),
+    [
+        (torch.zeros(1, 0), None, "empty"),
+        (torch.zeros(1, 399), None, "too short"),
+        (torch.zeros(2, 1000, 2), None, "mono"),
+        (torch.zeros(1000), None, "batch, samples"),
+        (torch.tensor([[0.0] * 999 + [float("nan")]]), None, "NaN"),
+        (torch.tensor([[0.0] * 999 + [float("inf")]]), None, "NaN or Inf"),
+        (torch.zeros(2, 1000), torch.ones(2, 999, dtype=torch.long), "shape"),
+        (torch.zeros(2, 1000), torch.cat([torch.ones(2, 500), torch.zeros(2, 500)], 1).long()[:, [*range(500, 1000), *range(500)]], "right-padded"),
+        (torch.zeros(2, 1000), torch.cat([torch.ones(1, 1000), torch.cat([torch.ones(1, 300), torch.zeros(1, 700)], 1)]).long(), "too short"),
+    ],
+    ids=["empty", "short", "stereo", "1-d", "nan", "inf", "mask-shape", "left-padded", "short-in-batch"],
+)
+def test_bad_input_gives_clear_value_error(values, mask, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_wav2sem()(values, attention_mask=mask)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Auto classes, Hub checkpoints, remote code
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_auto_round_trip_with_package(wav2sem_dir):
+    files = set(os.listdir(wav2sem_dir))
+    assert {"model.safetensors", "config.json", "preprocessor_config.json"} <= files
+    assert {"modeling_wav2sem.py", "configuration_wav2sem.py"} <= files
+    assert not any(f.endswith((".bin", ".pt", ".pth")) for f in files)
+    auto_map = json.load(open(os.path.join(wav2sem_dir, "config.json")))["auto_map"]
+    assert auto_map == {"AutoConfig": "configuration_wav2sem.Wav2SemConfig", "AutoModel": "modeling_wav2sem.Wav2SemModel"}
+    assert isinstance(AutoConfig.from_pretrained(wav2sem_dir), Wav2SemConfig)
+    assert isinstance(AutoFeatureExtractor.from_pretrained(wav2sem_dir), Wav2Vec2FeatureExtractor)
+    loaded = AutoModel.from_pretrained(wav2sem_dir).eval()
+    values, mask = padded_batch(LENGTHS)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded(values, attention_mask=mask).semantic_embeds,
+            tiny_wav2sem(text_embed_dim=24)(values, attention_mask=mask).semantic_embeds,
+        )
+
+
+REMOTE_CODE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.modules["modeling_wav2sem"] = None  # the package is not importable in this process
+    import torch
+    from transformers import AutoConfig, AutoModel
+    folder, fused_folder = sys.argv[1], sys.argv[2]
+    try:
+        AutoModel.from_pretrained(folder)
+    except ValueError as error:
+        assert "trust_remote_code" in str(error), error
+    else:
+        raise AssertionError("loading custom code without trust_remote_code should be refused")
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    fused = AutoModel.from_pretrained(fused_folder, trust_remote_code=True).eval()
+    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    torch.manual_seed(0)
+    values = torch.randn(2, 4000)
+    with torch.no_grad():
+        print("SUMS", model(values).semantic_embeds.sum().item(), fused(values).last_hidden_state.sum().item())
+    """
+)
+
+
+def test_remote_code_in_fresh_process(wav2sem_dir, tmp_path):
+    fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(save_backbone(tmp_path / "bb", "hubert"), wav2sem_dir)
+    fused.save_pretrained(tmp_path / "fused")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_CODE_SCRIPT, wav2sem_dir, str(tmp_path / "fused")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote_sum, remote_fused_sum = map(float, result.stdout.split("SUMS")[1].split())
+    torch.manual_seed(0)
+    values = torch.randn(2, 4000)
+    with torch.no_grad():
+        local = AutoModel.from_pretrained(wav2sem_dir).eval()(values).semantic_embeds.sum().item()
+        local_fused = AutoModel.from_pretrained(tmp_path / "fused").eval()(values).last_hidden_state.sum().item()
+    assert remote_sum == pytest.approx(local, abs=1e-4)
+    assert remote_fused_sum == pytest.approx(local_fused, abs=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Wav2SemFusedEncoder
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_fused_encoder_over_real_backbone_types(backbone, wav2sem_dir, tmp_path):
+    backbone_dir = save_backbone(tmp_path / "bb", backbone)
+    fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir, fusion_init="normal")
+    values, mask = padded_batch(LENGTHS)
+    fused.train()
+    assert fused.backbone.training and not fused.wav2sem.training
+    assert not any(p.requires_grad for p in fused.wav2sem.parameters())
+
+    out = fused(values, attention_mask=mask, output_hidden_states=True)
+    frames = fused._get_feat_extract_output_lengths(max(LENGTHS))
+    assert out.last_hidden_state.shape == out.backbone_hidden_state.shape == (3, frames, 32)
+    assert out.semantic_embeds.shape == (3, 24)
+    assert len(out.hidden_states) == 3  # the backbone's
+    out.last_hidden_state.sum().backward()
+    assert fused.fc1.weight.grad is not None and fused.fc1.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in fused.wav2sem.parameters())
+
+    # F_d = FC1(F_s) + F_p, frame by frame, for every item of the batch (FC2 is the identity).
+    expected = fused.fc1(out.semantic_embeds)[:, None, :] + out.backbone_hidden_state
+    torch.testing.assert_close(out.last_hidden_state, expected)
+
+    fused.save_pretrained(tmp_path / "fused")
+    reloaded = AutoModel.from_pretrained(tmp_path / "fused")
+    assert isinstance(reloaded, Wav2SemFusedEncoder)
+    assert reloaded.config.audio_config.model_type == AutoConfig.from_pretrained(backbone_dir).model_type
+    assert not any(p.requires_grad for p in reloaded.wav2sem.parameters())
+    fused.eval(), reloaded.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(values, attention_mask=mask)[0], fused(values, attention_mask=mask)[0])
+
+
+def test_fused_semantic_embeds_are_batch_invariant_and_normalised(wav2sem_dir, tmp_path):
+    """F_s inside the fused encoder is padding-exact and independent of the audio's scale (it is normalised)."""
+    fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(save_backbone(tmp_path, "hubert"), wav2sem_dir).eval()
+    values, mask = padded_batch(LENGTHS)
+    with torch.no_grad():
+        batched = fused(values, attention_mask=mask).semantic_embeds
+        for i, n in enumerate(LENGTHS):
+            alone = fused(values[i : i + 1, :n] * 3.0 + 0.5).semantic_embeds
+            torch.testing.assert_close(batched[i : i + 1], alone, atol=1e-4, rtol=0)
+
+
+def test_fused_output_is_batch_invariant_with_layer_norm_backbone(wav2sem_dir, tmp_path):
+    backbone_dir = save_backbone(tmp_path, "wav2vec2", feat_extract_norm="layer", do_stable_layer_norm=True)
+    fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir, fusion_init="normal").eval()
+    values, mask = padded_batch(LENGTHS)
+    with torch.no_grad():
+        batched = fused(values, attention_mask=mask).last_hidden_state
+        for i, n in enumerate(LENGTHS):
+            alone = fused(values[i : i + 1, :n]).last_hidden_state
+            torch.testing.assert_close(batched[i : i + 1, : alone.shape[1]], alone, atol=1e-4, rtol=0)
+
+
+def test_fused_starts_at_backbone_features_and_fc2(wav2sem_dir, tmp_path):
+    backbone_dir = save_backbone(tmp_path, "hubert")
+    fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir).eval()
+    values, _ = padded_batch((4000,))
+    with torch.no_grad():
+        out = fused(values)
+        plain = AutoModel.from_pretrained(backbone_dir).eval()(values).last_hidden_state
+    torch.testing.assert_close(out.last_hidden_state, plain)  # zero-initialised FC1
+    projected = Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir, output_dim=12)
+    assert projected(values).last_hidden_state.shape[-1] == 12 == projected.config.hidden_size
+
+
+def test_fused_gradient_checkpointing_gives_same_gradients(wav2sem_dir, tmp_path):
+    backbone_dir = save_backbone(
+        tmp_path, "wav2vec2", hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, layerdrop=0.0,
+        mask_time_prob=0.0, feat_proj_dropout=0.0,
+    )
+    fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir, fusion_init="normal").train()
+    values, mask = padded_batch((5000, 3000))
+
+    def grads():
+        fused.zero_grad()
+        fused(values, attention_mask=mask).last_hidden_state.square().sum().backward()
+        return {n: p.grad.clone() for n, p in fused.named_parameters() if p.grad is not None}
+
+    reference = grads()
+    fused.activation_checkpointing_enable()
+    assert fused.backbone.is_activation_checkpointing
+    checkpointed = grads()
+    assert reference.keys() == checkpointed.keys() and "fc1.weight" in reference
+    for name in reference:
+        torch.testing.assert_close(checkpointed[name], reference[name], atol=1e-6, rtol=1e-5)
+
+
+def test_freeze_backbone_feature_encoder(wav2sem_dir, tmp_path):
+    fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(save_backbone(tmp_path, "hubert"), wav2sem_dir)
+    fused.freeze_backbone_feature_encoder()
+    assert not any(p.requires_grad for p in fused.backbone.feature_extractor.parameters())
+    assert all(p.requires_grad for p in fused.backbone.encoder.parameters())
+
+
+def test_default_fused_config_and_rate_mismatches(wav2sem_dir, tmp_path):
+    config = Wav2SemFusedConfig()
+    assert config.audio_config.model_type == "hubert" and config.wav2sem_config.model_type == "wav2sem"
+    with pytest.raises(ValueError, match="Frame rates differ"):
+        Wav2SemFusedConfig  # noqa: B018
+        Wav2SemFusedEncoder(
+            Wav2SemFusedConfig(
+                audio_config=HubertConfig(**{**TINY_BACKBONE, "conv_stride": (5, 2, 2, 2, 2, 2, 1)}),
+                wav2sem_config=Wav2SemConfig.from_preset("tiny"),
+            )
+        )
+    backbone_dir = save_backbone(tmp_path, "hubert")
+    Wav2Vec2FeatureExtractor(sampling_rate=8000).save_pretrained(backbone_dir)
+    with pytest.raises(ValueError, match="Sampling rates differ"):
+        Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir)
+
+
+def test_fused_rejects_bad_input(wav2sem_dir, tmp_path):
+    fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(save_backbone(tmp_path, "hubert"), wav2sem_dir)
+    with pytest.raises(ValueError, match="mono"):
+        fused(torch.zeros(1, 2, 4000))
+    with pytest.raises(ValueError, match="too short"):
+        fused(torch.zeros(1, 100))
