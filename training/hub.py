@@ -1,0 +1,51 @@
+"""Model cards from the templates in `model_cards/` and uploads to the Hugging Face Hub."""
+
+import os
+from pathlib import Path
+
+from huggingface_hub import HfApi, ModelCard, ModelCardData, get_token
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+
+
+def write_model_card(output_dir: str | os.PathLike, template: str, card_data: ModelCardData, **fields) -> ModelCard:
+    """Render `model_cards/<template>.md` with `card_data` (front matter, model-index) and `fields`; save README.md."""
+    path = TEMPLATES_DIR / f"{template}.md"
+    if not path.is_file():
+        raise FileNotFoundError(f"No model card template {path}.")
+    card = ModelCard.from_template(card_data, template_path=str(path), **fields)
+    card.save(Path(output_dir) / "README.md")
+    return card
+
+
+class HubUploadError(RuntimeError):
+    """The upload could not be done; the local folder is untouched."""
+
+
+def push_folder_to_hub(
+    folder: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = False, commit_message: str = "Upload model"
+) -> str:
+    """Create `repo_id` if needed and upload `folder` (checkpoints and logs left out). Returns the commit URL.
+
+    Raises `HubUploadError` with one clear message when there is no token or the Hub cannot be reached.
+    """
+    token = token or get_token()
+    if not token:
+        raise HubUploadError(
+            f"No Hugging Face token: log in with `hf auth login` or set HF_TOKEN to push to {repo_id}. "
+            f"The model is saved locally in {folder}."
+        )
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(
+            folder_path=str(folder),
+            repo_id=repo_id,
+            commit_message=commit_message,
+            ignore_patterns=["checkpoints/*", "runs/*", "*.tmp"],
+        )
+    except Exception as error:  # network, auth and offline-mode errors all mean the same thing to the user
+        raise HubUploadError(
+            f"Could not upload {folder} to {repo_id}: {type(error).__name__}: {error}. The local folder is intact."
+        ) from error
+    return getattr(info, "commit_url", str(info))
