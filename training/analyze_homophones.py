@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from transformers import AutoFeatureExtractor, AutoModel
 
 import modeling_wav2sem  # noqa: F401  (registers the Auto classes)
+from training.corpus import find_flacs, read_alignments
 
 FRAME_RATE = 50.0  # encoder frames per second: hop 320 samples at 16 kHz
 
@@ -72,8 +73,8 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
 
 
 def read_word_alignments(corpus_dir: str | Path, splits: list[str] | None) -> list[dict]:
-    """Alignment records (`id, text, duration, words: [{word, start, end}]`) with their FLAC path, from the
-    `<speaker>-<chapter>.alignment.jsonl` sidecars of an openslr-layout corpus (optionally only some splits)."""
+    """Alignment records (`id, text, duration, words: [{word, start, end}]`) with their FLAC path (`audio_path`),
+    from the `<speaker>-<chapter>.alignment.jsonl` sidecars of an openslr-layout corpus (optionally some splits)."""
     root = Path(corpus_dir)
     if (root / "LibriSpeech").is_dir():
         root = root / "LibriSpeech"
@@ -82,12 +83,11 @@ def read_word_alignments(corpus_dir: str | Path, splits: list[str] | None) -> li
     for folder in folders:
         if not folder.is_dir():
             raise FileNotFoundError(f"No corpus folder {folder}.")
-        for sidecar in sorted(folder.rglob("*.alignment.jsonl")):
-            for line in sidecar.read_text().splitlines():
-                if line.strip():
-                    record = json.loads(line)
-                    record["audio_path"] = str(sidecar.parent / f"{record['id']}.flac")
-                    records.append(record)
+        flacs = find_flacs(folder)
+        for uid, record in sorted(read_alignments(folder).items()):
+            if uid not in flacs:
+                raise FileNotFoundError(f"Word timings for {uid} but no {uid}.flac under {folder}.")
+            records.append({**record, "audio_path": str(flacs[uid])})
     if not records:
         raise FileNotFoundError(f"No *.alignment.jsonl word timings under {folders}.")
     return records
