@@ -43,9 +43,9 @@ BROW_Y = 0.037
 N_LIP = 9  # interior points per lip contour
 N_LID = 5  # interior points per eyelid contour
 N_BROW = 6
-N_OUTLINE = 30
+N_OUTLINE = 26
 N_PERIORAL = 14
-GRID_STEP = 0.0122
+GRID_STEP = 0.013
 
 LIP_CONTOURS = (
     "lip_outer_upper",
@@ -186,8 +186,8 @@ def _lip_theta(n: int = N_LIP) -> np.ndarray:
 def _lip_offsets(theta, lip_thickness: float = 1.0):
     """Canonical y offsets (relative to the mouth line) of the six lip contours, closed mouth."""
     x = MOUTH_W * np.cos(theta)
-    ou = lip_thickness * (UPPER_LIP_H * _lip_profile(theta, 0.55) - 0.0017 * np.exp(-((x / 0.0045) ** 2)))
-    ol = -lip_thickness * LOWER_LIP_H * _lip_profile(theta, 0.62)
+    ou = lip_thickness * (UPPER_LIP_H * _lip_profile(theta, 0.8) - 0.0017 * np.exp(-((x / 0.0045) ** 2)))
+    ol = -lip_thickness * LOWER_LIP_H * _lip_profile(theta, 0.85)
     zero = np.zeros_like(theta)
     return {
         "lip_outer_upper": ou,
@@ -309,23 +309,15 @@ def build_topology() -> FaceTopology:
     return topo
 
 
-def _inner_loop(topo: FaceTopology) -> np.ndarray:
+def mouth_loop(topo: FaceTopology) -> np.ndarray:
     """Vertex indices of the mouth opening, as a closed loop (right corner, upper lip, left corner, lower lip)."""
     c = topo.groups["lip_corners"]
     return np.concatenate([[c[0]], topo.groups["lip_inner_upper"], [c[1]], topo.groups["lip_inner_lower"][::-1]])
 
 
-def _eye_loop(topo: FaceTopology, suffix: str) -> np.ndarray:
+def eye_loop(topo: FaceTopology, suffix: str) -> np.ndarray:
     c = topo.groups[f"eye_corners_{suffix}"]
     return np.concatenate([[c[0]], topo.groups[f"lid_upper_{suffix}"], [c[1]], topo.groups[f"lid_lower_{suffix}"][::-1]])
-
-
-def mouth_loop(topo: FaceTopology) -> np.ndarray:
-    return _inner_loop(topo)
-
-
-def eye_loop(topo: FaceTopology, suffix: str) -> np.ndarray:
-    return _eye_loop(topo, suffix)
 
 
 def _inside(poly: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -344,9 +336,9 @@ def _triangulate(topo: FaceTopology) -> np.ndarray:
     tri = mtri.Triangulation(xy[surface, 0], xy[surface, 1])
     faces = surface[tri.triangles]
     cent = xy[faces].mean(1)
-    drop = _inside(xy[_inner_loop(topo)], cent)
+    drop = _inside(xy[mouth_loop(topo)], cent)
     for s in ("r", "l"):
-        drop |= _inside(xy[_eye_loop(topo, s)], cent)
+        drop |= _inside(xy[eye_loop(topo, s)], cent)
     iu = np.isin(faces, topo.groups["lip_inner_upper"]).any(1)
     il = np.isin(faces, topo.groups["lip_inner_lower"]).any(1)
     rim = np.isin(faces, topo.group("lip_inner_upper", "lip_inner_lower", "lip_corners")).all(1)
@@ -525,7 +517,7 @@ class FaceRig:
             # aperture shape: flatter (rounder opening) when the lips are rounded
             prof = sin ** (0.85 - 0.45 * rnd)
             if c == "lip_corners":
-                d[:, :, 1] = -0.25 * drop
+                d[:, :, 1] = -0.12 * ap
                 d[:, :, 2] = -0.003 * np.clip(spread, 0, None) + 0.003 * rnd
             elif c.endswith("upper"):
                 share = {"lip_inner_upper": 1.0, "lip_mid_upper": 0.55, "lip_outer_upper": 0.25}[c]

@@ -141,3 +141,106 @@ def save_gif(path: str | Path, verts: np.ndarray, topo: FaceTopology, fps: float
     anim = FuncAnimation(fig, update, frames=len(idx), blit=False)
     anim.save(str(path), writer=PillowWriter(fps=fps / step), dpi=dpi)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Preview figure.
+
+#: Near-homophone pairs shown in the preview: (word, espeak-ng phonemes with durations, key phoneme index, note).
+PREVIEW_PAIRS = (
+    (("sheep", [("S", 0.11), ("'i:", 0.17), ("p", 0.09)], 1, "/i:/ tense, spread"),
+     ("ship", [("S", 0.11), ("'I", 0.10), ("p", 0.09)], 1, "/I/ lax, more open")),
+    (("pat", [("p", 0.09), ("'a", 0.15), ("t", 0.08)], 0, "/p/ lips closed"),
+     ("tat", [("t", 0.09), ("'a", 0.15), ("t", 0.08)], 0, "/t/ lips apart, tongue")),
+    (("fan", [("f", 0.10), ("'a", 0.15), ("n", 0.08)], 0, "/f/ lip to teeth"),
+     ("pan", [("p", 0.09), ("'a", 0.15), ("n", 0.08)], 0, "/p/ lips closed")),
+    (("boot", [("b", 0.07), ("'u:", 0.17), ("t", 0.08)], 1, "/u:/ rounded"),
+     ("beat", [("b", 0.07), ("'i:", 0.17), ("t", 0.08)], 1, "/i:/ spread")),
+)
+
+NEAR_HOMOPHONE_WORDS = {"SHEEP", "SHIP", "BEAT", "BIT", "BAT", "PAT", "FAN", "VAN", "PAN", "BOOT", "BOUGHT",
+                        "FEEL", "FILL", "LEAVE", "LIVE", "SEAT", "SIT", "PEAK", "PICK", "HEAT", "HIT", "MAT",
+                        "BEACH", "BITCH", "FULL", "FOOL", "POOL", "PULL", "THIN", "TIN", "FAT", "VAT"}
+
+
+def _constructed_alignment(phones, lead_in: float = 0.25, tail: float = 0.25):
+    out, t = [], lead_in
+    for ph, d in phones:
+        out.append({"phoneme": ph, "start": t, "end": t + d})
+        t += d
+    return out, t + tail
+
+
+def _current_word(words, t: float) -> str:
+    for w in words:
+        if w["start"] <= t < w["end"]:
+            return w["word"]
+    return ""
+
+
+def render_preview(out, anim, spec, manifest, sources, png: bool = True, gif: bool = False, dpi: int = 72) -> None:
+    """``OUT/preview.png``: near-homophone key frames, a frame strip and mouth curves of one test sequence."""
+    from .visemes import P_INDEX
+
+    plt = _matplotlib()
+    out = Path(out)
+    topo = anim.topo
+    # the sequence to show: a test sequence with a near-homophone word if there is one
+    cands = [m for m in manifest if m["split"] == "test"] or list(manifest)
+    pick = cands[0]
+    for m in cands:
+        words = {w["word"].upper().strip(".,!?;:'\"") for w in sources[m["name"]].words}
+        if words & NEAR_HOMOPHONE_WORDS:
+            pick = m
+            break
+    subject = pick["subject"]
+    utt = sources[pick["name"]]
+    fps = spec.fps
+    verts, mouth = anim.animate(subject, pick["name"], utt.phonemes, utt.words, pick["duration"], pick["frames"], fps)
+
+    if png:
+        fig = plt.figure(figsize=(16, 7.4))
+        gs = fig.add_gridspec(3, 8, height_ratios=[0.75, 1.55, 0.9], hspace=0.3, wspace=0.05)
+        for k, pair in enumerate(PREVIEW_PAIRS):
+            for j, (word, phones, key, note) in enumerate(pair):
+                ali, dur = _constructed_alignment(phones)
+                T = int(round(dur * fps))
+                v, _ = anim.animate(subject, f"preview-{word}", ali, [{"word": word, "start": 0.25, "end": dur - 0.25}],
+                                    dur, T, fps)
+                # the frame where the gesture peaks: the visible gesture leads the sound slightly
+                tk = 0.5 * (ali[key]["start"] + ali[key]["end"]) - anim.subject(subject).style.lead
+                ax = fig.add_subplot(gs[0, 2 * k + j])
+                draw_face(ax, v[int(round(tk * fps))], topo, zoom="mouth")
+                ax.set_title(f"'{word}'\n{note}", fontsize=9.5)
+        speech = [w for w in utt.words] or [{"start": 0.0, "end": pick["duration"]}]
+        t0, t1 = speech[0]["start"], speech[-1]["end"]
+        times = np.linspace(t0 + 0.04, t1 - 0.04, 8)
+        for i, t in enumerate(times):
+            ax = fig.add_subplot(gs[1, i])
+            f = min(int(round(t * fps)), len(verts) - 1)
+            draw_face(ax, verts[f], topo)
+            ax.set_title(f"{t:.2f} s  {_current_word(utt.words, t)}", fontsize=9)
+        ax = fig.add_subplot(gs[2, :])
+        tt = np.arange(len(mouth)) / fps
+        for name, color in (("jaw", "#444444"), ("open", "#1f77b4"), ("close", "#d62728"), ("spread", "#2ca02c"),
+                            ("round", "#9467bd"), ("tuck", "#ff7f0e")):
+            ax.plot(tt, mouth[:, P_INDEX[name]], label=name, color=color, linewidth=1.3)
+        for w in utt.words:
+            ax.axvspan(w["start"], w["end"], color="#000000", alpha=0.04)
+            ax.text(0.5 * (w["start"] + w["end"]), 1.18, w["word"].lower(), ha="center", fontsize=8)
+        for t in times:
+            ax.axvline(t, color="#999999", linewidth=0.6, linestyle=":")
+        ax.set_xlim(0, tt[-1] if len(tt) else 1)
+        ax.set_ylim(-1.05, 1.3)
+        ax.set_xlabel("seconds")
+        ax.legend(loc="lower right", ncol=6, fontsize=8, frameon=False)
+        fig.suptitle(
+            f"Synthetic {spec.name.upper()} sample: near-homophone key frames (top), {pick['name']} "
+            f"({pick['split']} split): \"{utt.text.lower()}\" (middle), mouth parameters (bottom)",
+            fontsize=11,
+        )
+        fig.savefig(out / "preview.png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+    if gif:
+        labels = [_current_word(utt.words, i / fps) for i in range(len(verts))]
+        save_gif(out / "preview.gif", verts, topo, fps, step=max(1, int(round(fps / 15))), labels=labels)

@@ -120,11 +120,12 @@ _add(["f", "v"], _vis("fv", tuck=(1.0, 4.0), close=(0.0, 2.0), open=(0.10, 0.8),
                       spread=(0.10, 0.5), tongue_out=(0.0, 1.0)))
 _add(["T", "D"], _vis("TD", tongue_out=(1.0, 3.0), tongue_up=(0.0, 1.0), jaw=(0.18, 0.8), open=(0.28, 1.0),
                       close=(0.0, 2.0), tuck=(0.0, 1.5)))
-_add(["t", "d", "n", "t#", "d#", "n-"], _vis("tdn", tongue_up=(1.0, 2.0), tongue_out=(0.0, 1.0), jaw=(0.16, 0.8),
-                                              open=(0.20, 1.0), close=(0.0, 2.0), tuck=(0.0, 1.5)))
+# alveolars need a high jaw (the tongue tip reaches the ridge): strong jaw dominance
+_add(["t", "d", "n", "t#", "d#", "n-"], _vis("tdn", tongue_up=(1.0, 2.0), tongue_out=(0.0, 1.0), jaw=(0.14, 1.6),
+                                              open=(0.20, 1.4), close=(0.0, 2.0), tuck=(0.0, 1.5)))
 _add(["l", "l-", "L"], _vis("l", tongue_up=(1.0, 1.5), tongue_out=(0.0, 0.8), jaw=(0.26, 0.7), open=(0.30, 0.8),
                             close=(0.0, 1.5), tuck=(0.0, 1.0)))
-_add(["s", "z"], _vis("sz", jaw=(0.06, 1.2), open=(0.12, 1.0), spread=(0.45, 0.7), close=(0.0, 2.0),
+_add(["s", "z"], _vis("sz", jaw=(0.06, 1.8), open=(0.12, 1.4), spread=(0.45, 0.7), close=(0.0, 2.0),
                       tuck=(0.0, 1.5), tongue_up=(0.5, 0.6), tongue_out=(0.0, 1.0)))
 _add(["S", "Z", "tS", "dZ"], _vis("SZ", round=(0.60, 1.6), spread=(-0.55, 1.2), open=(0.22, 1.0), jaw=(0.10, 1.0),
                                   close=(0.0, 2.0), tuck=(0.0, 1.5), tongue_up=(0.6, 0.6), tongue_out=(0.0, 1.0)))
