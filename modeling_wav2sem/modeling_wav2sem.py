@@ -343,9 +343,10 @@ class Wav2SemAttention(nn.Module):
         value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
 
         attention_interface: Callable = eager_attention_forward
-        implementation = self.config._attn_implementation
-        if not output_attentions and implementation not in (None, "eager"):
-            attention_interface = ALL_ATTENTION_FUNCTIONS[implementation]
+        if not output_attentions and self.config._attn_implementation not in (None, "eager"):
+            attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+                self.config._attn_implementation, eager_attention_forward
+            )
         output, weights = attention_interface(
             self,
             query,
@@ -467,6 +468,15 @@ class Wav2SemPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ["Wav2SemEncoderLayer"]
+
+    def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False):
+        # For custom code, transformers skips a module whose own tensors are all initialised, and so, vacuously, every
+        # module that owns none: the very ones whose `_init_weights` branch initialises their children below. The
+        # `transformers.initialization` functions used there skip loaded tensors themselves.
+        owns_tensors = any(True for _ in module.parameters(recurse=False)) or any(
+            buffer is not None for buffer in module.buffers(recurse=False)
+        )
+        super()._initialize_weights(module, is_custom_code=is_custom_code and owns_tensors)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
@@ -678,10 +688,11 @@ class Wav2SemFusedEncoder(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, *args, **kwargs) -> "Wav2SemFusedEncoder":
         """As `PreTrainedModel.from_pretrained`, then the Wav2Sem module is frozen again (loading resets flags)."""
-        model = super().from_pretrained(*args, **kwargs)
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) with output_loading_info
         model.wav2sem.requires_grad_(False)
         model.wav2sem.eval()
-        return model
+        return loaded
 
     def train(self, mode: bool = True):
         """Train the backbone and the fusion layers; the Wav2Sem module stays in eval mode (no dropout, LayerDrop)."""
@@ -758,7 +769,8 @@ class Wav2SemFusedEncoder(PreTrainedModel):
         )
         with torch.no_grad():
             wav2sem_mask = None if lengths is None else attention_mask
-            semantic = self.wav2sem(normalize_audio(input_values, lengths), attention_mask=wav2sem_mask).semantic_embeds
+            normalized = normalize_audio(input_values, lengths).to(input_values.dtype)
+            semantic = self.wav2sem(normalized, attention_mask=wav2sem_mask).semantic_embeds
         frame_features = backbone_outputs.last_hidden_state
         fused = self.fc2(self.fc1(semantic.to(frame_features.dtype)).unsqueeze(1) + frame_features)
 
