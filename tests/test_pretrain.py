@@ -1,0 +1,191 @@
+"""Pretraining end to end: data sources and skip counts, cached teacher targets, the training script, kill & resume."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import datasets
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from transformers import AutoModel
+
+from modeling_wav2sem import Wav2SemModel
+from training import pretraining_data as pdata
+from training.pretrain import main as pretrain_main
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = pdata.default_corpus_dir()
+
+
+def small_openslr(root: Path, chapters: int = 2, corrupt: bool = False) -> Path:
+    """A copy of a few chapters of the embedded corpus (optionally with broken entries)."""
+    source = sorted((CORPUS / "train-clean-100").glob("*/*"))[:chapters]
+    target = root / "LibriSpeech" / "train-clean-100"
+    for chapter in source:
+        shutil.copytree(chapter, target / chapter.parent.name / chapter.name)
+    if corrupt:
+        chapter = target / source[0].parent.name / source[0].name
+        flacs = sorted(chapter.glob("*.flac"))
+        flacs[0].write_bytes(os.urandom(3000))  # unreadable
+        flacs[1].unlink()  # transcript line without audio
+        transcript = next(chapter.glob("*.trans.txt"))
+        with open(transcript, "a") as f:
+            f.write(f"{chapter.parent.name}-{chapter.name}-9999 \n")  # empty transcript (and no audio)
+        sf.write(chapter / f"{chapter.parent.name}-{chapter.name}-9998.flac", np.zeros(200, np.float32), 16000)
+        with open(transcript, "a") as f:
+            f.write(f"{chapter.parent.name}-{chapter.name}-9998 TOO SHORT\n")
+    return target
+
+
+def test_every_utterance_of_a_chapter_is_used(tmp_path):
+    folder = small_openslr(tmp_path, chapters=1)
+    listed = sum(1 for t in folder.rglob("*.trans.txt") for line in t.read_text().splitlines() if line.strip())
+    dataset = pdata.load_openslr([str(folder)], cache_dir=str(tmp_path / "cache"))
+    assert len(dataset) == listed > 1
+    assert set(dataset.column_names) == set(pdata.COLUMNS)
+
+
+def test_skipped_utterances_are_counted_not_fatal(tmp_path):
+    folder = small_openslr(tmp_path, corrupt=True)
+    dataset = pdata.load_openslr([str(folder)], cache_dir=str(tmp_path / "cache"))
+    kept, counts = pdata.filter_utterances(dataset, 0.5, 20.0, None, "train")
+    # 9999 has no audio and an empty transcript: the missing audio is what is counted.
+    assert counts["skipped"] == {"missing_audio": 2, "too_short": 1, "unreadable": 1}
+    assert counts["kept"] == len(kept) == counts["total"] - 4
+    _, strict = pdata.filter_utterances(dataset, 0.5, 1.0, None, "train")
+    assert strict["skipped"]["too_long"] > 0
+
+
+def test_resampling_and_normalisation(tmp_path):
+    rng = np.random.default_rng(0)
+    wave = rng.standard_normal(22050).astype(np.float32) * 0.1
+    sf.write(tmp_path / "a.flac", wave, 22050)
+    decoded = pdata.decode_audio(str(tmp_path / "a.flac"))
+    assert abs(len(decoded) - 16000) <= 1
+    from transformers import Wav2Vec2FeatureExtractor
+
+    expected = Wav2Vec2FeatureExtractor(do_normalize=True)(decoded, sampling_rate=16000).input_values[0]
+    np.testing.assert_allclose(pdata.normalize(decoded), expected, atol=1e-5)
+    # Hub-style {'bytes', 'path'} dicts decode the same way.
+    blob = {"bytes": (tmp_path / "a.flac").read_bytes(), "path": "a.flac"}
+    np.testing.assert_array_equal(pdata.decode_audio(blob), decoded)
+
+
+def test_local_parquet_copy_with_hub_schema(tmp_path):
+    folder = small_openslr(tmp_path, chapters=1)
+    rows = list(pdata._openslr_rows([str(folder)]))
+    splits = {}
+    for i, name in enumerate(["train.clean.100", "train.clean.360"]):
+        part = rows[i::2]
+        splits[name] = datasets.Dataset.from_dict({
+            "file": [r["audio"] for r in part],
+            "audio": [{"bytes": Path(r["audio"]).read_bytes(), "path": Path(r["audio"]).name} for r in part],
+            "text": [r["text"] for r in part], "speaker_id": [r["speaker_id"] for r in part],
+            "chapter_id": [r["chapter_id"] for r in part], "id": [r["id"] for r in part],
+        }).cast_column("audio", datasets.Audio(sampling_rate=16000, decode=False))
+    datasets.DatasetDict(splits).save_to_disk(tmp_path / "hub_copy")
+    loaded = pdata.load_hub(str(tmp_path / "hub_copy"), "all", "train.clean.100+train.clean.360")
+    assert len(loaded) == len(rows) and loaded.column_names == pdata.COLUMNS
+    kept, counts = pdata.filter_utterances(loaded, 0.5, 20.0, None, "train")
+    assert counts["skipped"] == {}
+    batch = pdata.AudioCollator("target_cls")([{**kept[0], "target_cls": [0.0, 1.0]}])
+    assert batch["input_values"].shape[0] == 1 and batch["attention_mask"].sum() == kept[0]["num_samples"]
+
+
+def test_teacher_targets_are_cached_and_masked(tmp_path, monkeypatch):
+    folder = small_openslr(tmp_path, chapters=1)
+    dataset = pdata.load_openslr([str(folder)], cache_dir=str(tmp_path / "cache"))
+    teacher = str(pdata.default_teacher_dir())
+    calls = []
+    original = pdata.TeacherEncoder.__call__
+    monkeypatch.setattr(pdata.TeacherEncoder, "__call__", lambda self, texts: calls.append(1) or original(self, texts))
+    first = pdata.add_teacher_targets(dataset, teacher)
+    assert calls and len(first["target_cls"][0]) == 384
+    calls.clear()
+    again = pdata.add_teacher_targets(pdata.load_openslr([str(folder)], cache_dir=str(tmp_path / "cache")), teacher)
+    assert calls == []  # the cache answered
+    np.testing.assert_array_equal(np.asarray(again["target_mean"]), np.asarray(first["target_mean"]))
+    assert not np.allclose(first["target_cls"][0], first["target_mean"][0])
+    # The mean target ignores padding: a text alone and padded inside a batch give the same vector.
+    encoder = pdata.TeacherEncoder(teacher)
+    alone = encoder(["the sheep slept"])["target_mean"]
+    padded = encoder(["the sheep slept", "a much longer sentence about a ship that sailed across the sea"])["target_mean"][:1]
+    np.testing.assert_allclose(alone, padded, atol=1e-5)
+
+
+def test_length_grouped_sampler_is_deterministic_per_epoch():
+    lengths = np.arange(100) * 7 % 31
+    sampler = pdata.LengthGroupedBatchSampler(lengths, 8, seed=3, group_batches=2)
+    first = list(sampler)
+    assert sorted(i for b in first for i in b) == list(range(100))
+    assert list(sampler) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+
+
+def run_args(tmp_path, output, *extra):
+    return [
+        "--preset", "tiny", "--data_dir", str(small_openslr(tmp_path) if not (tmp_path / "LibriSpeech").exists() else tmp_path / "LibriSpeech" / "train-clean-100"),
+        "--eval_data_dir", str(CORPUS / "dev-clean"), "--max_eval_samples", "8", "--train_eval_samples", "8",
+        "--per_device_train_batch_size", "4", "--output_dir", str(output), "--cache_dir", str(tmp_path / "cache"),
+        "--report_to", "none", "--seed", "7", *extra,
+    ]
+
+
+def test_pretraining_script_end_to_end(tmp_path):
+    output = tmp_path / "wav2sem-m"
+    pretrain_main(run_args(tmp_path, output, "--variant", "m", "--max_train_steps", "4", "--eval_steps", "2"))
+    model = AutoModel.from_pretrained(output)
+    assert isinstance(model, Wav2SemModel) and model.config.target == "mean" and model.config.text_embed_dim == 384
+    assert (output / "model.safetensors").is_file() and (output / "preprocessor_config.json").is_file()
+    card = (output / "README.md").read_text()
+    assert "model-index" in card and "Audio-to-text R@1" in card and "lowercased" in card
+    report = json.loads((output / "data_report.json").read_text())
+    assert report["splits"]["train"]["kept"] > 0
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
+    evals = [r for r in records if "eval/r@1" in r]
+    assert len(evals) == 2 and "eval/mean_target_l1" in evals[0] and "train_sample/chance_r@1" in evals[0]
+
+
+def losses_by_step(path: Path) -> dict[int, float]:
+    losses = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if "loss" in record:
+            losses[record["step"]] = record["loss"]  # a resumed run overwrites the killed run's later steps
+    return losses
+
+
+def test_sigkill_and_resume_logs_the_same_losses(tmp_path):
+    steps = ["--max_train_steps", "10", "--checkpointing_steps", "4", "--eval_steps", "0"]
+    script = [sys.executable, str(REPO / "training" / "pretrain.py")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    reference = tmp_path / "reference"
+    args = run_args(tmp_path, reference, *steps)
+    subprocess.run(script + args, check=True, env=env, capture_output=True, timeout=600)
+
+    crashed = tmp_path / "crashed"
+    args = run_args(tmp_path, crashed, *steps)
+    process = subprocess.Popen(script + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (crashed / "checkpoints" / "checkpoint-4").is_dir() and time.time() < deadline:
+        assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (crashed / "model.safetensors").exists()
+    subprocess.run(script + args + ["--resume_from_checkpoint", "latest"], check=True, env=env, capture_output=True, timeout=600)
+
+    expected, resumed = losses_by_step(reference / "metrics.jsonl"), losses_by_step(crashed / "metrics.jsonl")
+    assert sorted(resumed) == list(range(1, 11))
+    for step in range(5, 11):
+        assert resumed[step] == pytest.approx(expected[step], abs=1e-6), step

@@ -1,0 +1,447 @@
+"""Pretrain Wav2Sem: align the mean-pooled audio vector F_s with a text teacher's sentence embedding.
+
+    accelerate launch training/pretrain.py                       # embedded sample corpus, `small`, variant c
+    accelerate launch training/pretrain.py --variant m --preset paper --recipe paper \
+        --dataset_name openslr/librispeech_asr --dataset_config all \
+        --train_split "train.clean.100+train.clean.360+train.other.500" --eval_split validation.clean --streaming
+    accelerate launch --multi_gpu --num_processes 2 training/pretrain.py --cpu   # two CPU (gloo) processes
+
+One process on CPU or GPU, several through `accelerate launch`; everything distributed is Accelerate's.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # `accelerate launch training/pretrain.py` runs this file as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import set_seed
+from huggingface_hub import EvalResult, ModelCardData
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser, Wav2Vec2FeatureExtractor, get_scheduler
+
+from modeling_wav2sem import Wav2SemConfig, Wav2SemModel
+from training import pretraining_data as data_lib
+from training.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
+from training.evaluation import alignment_metrics
+from training.hub import HubUploadError, push_folder_to_hub, write_model_card
+from training.objectives import semantic_loss, target_statistics
+
+VARIANT_TARGETS = {"c": "cls", "m": "mean"}
+
+# Optimisation recipes, one registry. `paper`: the official script's settings (AdamW 1e-5, StepLR every 20 epochs
+# x0.5, 200 epochs, batch size 1, fp32, no warm-up, no clipping). `fast`: what trains the small preset on a CPU.
+RECIPES = {
+    "paper": dict(
+        learning_rate=1e-5, weight_decay=0.01, lr_scheduler_type="step", lr_step_epochs=20, lr_step_gamma=0.5,
+        num_train_epochs=200, max_train_steps=None, warmup_ratio=0.0, max_grad_norm=None, per_device_train_batch_size=1,
+        mixed_precision="no",
+    ),
+    "fast": dict(
+        learning_rate=5e-4, weight_decay=0.01, lr_scheduler_type="cosine", warmup_ratio=0.08, max_grad_norm=1.0,
+        per_device_train_batch_size=8, max_train_steps=360, num_train_epochs=None,
+    ),
+}
+
+
+@dataclasses.dataclass
+class PretrainArguments:
+    # Data: the Hub (or a local Parquet/Arrow copy), local openslr folders, or by default the embedded sample corpus.
+    dataset_name: str | None = dataclasses.field(default=None, metadata={"help": "e.g. openslr/librispeech_asr"})
+    dataset_config: str | None = dataclasses.field(default=None, metadata={"help": "e.g. all, clean, other"})
+    train_split: str = dataclasses.field(default="train", metadata={"help": "'+'-joined splits to concatenate"})
+    eval_split: str = dataclasses.field(default="validation", metadata={"help": "split for evaluation"})
+    streaming: bool = dataclasses.field(default=False, metadata={"help": "stream the Hub dataset (960 h)"})
+    data_dir: list[str] | None = dataclasses.field(
+        default=None, metadata={"help": "local openslr folders (LibriSpeech/<subset>); several allowed", "nargs": "+"}
+    )
+    eval_data_dir: list[str] | None = dataclasses.field(
+        default=None, metadata={"help": "local openslr folders for evaluation", "nargs": "+"}
+    )
+    min_duration: float = 0.5
+    max_duration: float = 20.0
+    crop_seconds: float | None = dataclasses.field(default=None, metadata={"help": "crop longer utterances"})
+    max_eval_samples: int | None = None
+    train_eval_samples: int = dataclasses.field(default=64, metadata={"help": "training utterances also evaluated"})
+    # Teacher and model.
+    teacher: str | None = dataclasses.field(
+        default=None, metadata={"help": "text encoder folder or Hub id (paper: bert-base-uncased); offline MiniLM by default"}
+    )
+    variant: str = dataclasses.field(default="c", metadata={"help": "c: teacher [CLS] vector; m: mean of token vectors"})
+    preset: str = dataclasses.field(default="small", metadata={"help": "paper, small or tiny"})
+    standardize_targets: bool = dataclasses.field(
+        default=True, metadata={"help": "train on targets standardised with training-set statistics (folded back in)"}
+    )
+    infonce_weight: float = dataclasses.field(default=0.0, metadata={"help": "weight of an in-batch InfoNCE term"})
+    infonce_temperature: float = 0.07
+    # Optimisation (a recipe fills the fields left unset).
+    recipe: str = dataclasses.field(default="fast", metadata={"help": "fast (CPU-friendly) or paper (the official)"})
+    learning_rate: float | None = None
+    weight_decay: float | None = None
+    lr_scheduler_type: str | None = None
+    lr_step_epochs: int | None = None
+    lr_step_gamma: float | None = None
+    warmup_ratio: float | None = None
+    max_grad_norm: float | None = None
+    num_train_epochs: int | None = None
+    max_train_steps: int | None = None
+    per_device_train_batch_size: int | None = None
+    per_device_eval_batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+    mixed_precision: str | None = dataclasses.field(
+        default=None, metadata={"help": "no or bf16 (fp16 refused on CPU); defaults to accelerate's setting, else bf16"}
+    )
+    gradient_checkpointing: bool = False
+    seed: int = 42
+    cpu: bool = dataclasses.field(default=False, metadata={"help": "train on CPU even if a GPU is present"})
+    cpu_threads: int | None = dataclasses.field(
+        default=None, metadata={"help": "CPU threads per process (default: cores / processes; 0 keeps torch's setting)"}
+    )
+    # Logging, checkpoints, output.
+    output_dir: str | None = dataclasses.field(default=None, metadata={"help": "defaults to wav2sem-c / wav2sem-m"})
+    logging_steps: int = 10
+    eval_steps: int = 120
+    checkpointing_steps: int = 120
+    checkpoints_total_limit: int = 2
+    resume_from_checkpoint: str | None = dataclasses.field(default=None, metadata={"help": "'latest' or a folder"})
+    report_to: str = dataclasses.field(default="tensorboard", metadata={"help": "accelerate tracker, or 'none'"})
+    cache_dir: str | None = dataclasses.field(default=None, metadata={"help": "datasets cache for decoded metadata"})
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    hub_token: str | None = None
+    hub_private_repo: bool = False
+
+    def __post_init__(self):
+        if self.variant not in VARIANT_TARGETS:
+            raise ValueError(f"--variant must be 'c' or 'm', got {self.variant!r}.")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"--recipe must be one of {sorted(RECIPES)}, got {self.recipe!r}.")
+        for name, value in RECIPES[self.recipe].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.output_dir is None:
+            self.output_dir = f"wav2sem-{self.variant}"
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME.")
+        if self.max_train_steps is None and self.num_train_epochs is None:
+            raise ValueError("Give --max_train_steps or --num_train_epochs.")
+
+
+def parse_args(argv=None) -> PretrainArguments:
+    (args,) = HfArgumentParser(PretrainArguments).parse_args_into_dataclasses(args=argv)
+    return args
+
+
+def resolve_mixed_precision(args: PretrainArguments, cpu: bool) -> str:
+    """`--mixed_precision`, else a non-default `accelerate launch --mixed_precision`, else bf16 (`accelerate launch`
+    exports `no` when nothing was configured, so pass `--mixed_precision no` to this script for fp32).
+    fp16 is refused on CPU, where it is far slower than fp32."""
+    from_launcher = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    requested = args.mixed_precision or (from_launcher if from_launcher not in (None, "no") else "bf16")
+    if requested == "fp16" and cpu:
+        raise ValueError("fp16 on CPU is unusably slow; use --mixed_precision bf16 or no.")
+    return requested
+
+
+def build_model(args: PretrainArguments, target_dim: int, teacher_name: str) -> Wav2SemModel:
+    config = Wav2SemConfig.from_preset(
+        args.preset, target=VARIANT_TARGETS[args.variant], text_embed_dim=target_dim, teacher_name_or_path=teacher_name
+    )
+    return Wav2SemModel(config)
+
+
+def build_scheduler(args: PretrainArguments, optimizer, total_steps: int, steps_per_epoch: int, num_processes: int):
+    """LR schedule with warm-up (`get_scheduler`), or the official StepLR counted in epochs (`step`).
+
+    Accelerate steps a prepared scheduler once per process, so its horizon is multiplied by the process count.
+    """
+    if args.lr_scheduler_type == "step":
+        period = args.lr_step_epochs * steps_per_epoch * num_processes
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: args.lr_step_gamma ** (step // max(period, 1)))
+    return get_scheduler(
+        args.lr_scheduler_type,
+        optimizer,
+        num_warmup_steps=int(args.warmup_ratio * total_steps) * num_processes,
+        num_training_steps=total_steps * num_processes,
+    )
+
+
+@torch.no_grad()
+def evaluate(model, dataloader, accelerator, mean_target: torch.Tensor) -> dict[str, float]:
+    """Alignment metrics over a whole dataloader (gathered across processes) with their baselines."""
+    was_training = model.training
+    model.eval()
+    predictions, targets = [], []
+    for batch in dataloader:
+        with accelerator.autocast():
+            embeds = model(batch["input_values"], attention_mask=batch["attention_mask"]).semantic_embeds
+        embeds, labels = accelerator.gather_for_metrics((embeds.float(), batch["labels"].float()))
+        predictions.append(embeds.cpu())
+        targets.append(labels.cpu())
+    model.train(was_training)
+    return alignment_metrics(torch.cat(predictions), torch.cat(targets), mean_target.cpu())
+
+
+class JsonLinesLogger:
+    """Appends one JSON object per logging event (main process only)."""
+
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+        if enabled:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(self, record: dict):
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def format_metrics(name: str, metrics: dict) -> str:
+    return (
+        f"{name}: L1 {metrics['l1']:.4f} (mean-target {metrics['mean_target_l1']:.4f}) | cosine {metrics['cosine']:.4f} "
+        f"(mean-target {metrics['mean_target_cosine']:.4f}) | R@1 {metrics['r@1']:.3f} R@5 {metrics['r@5']:.3f} "
+        f"(chance {metrics['chance_r@1']:.3f} / {metrics['chance_r@5']:.3f}, n={metrics['num_utterances']})"
+    )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir)
+    accelerator_probe_cpu = args.cpu or not torch.cuda.is_available()
+    mixed_precision = resolve_mixed_precision(args, accelerator_probe_cpu)
+    preset = Wav2SemConfig.from_preset(args.preset)
+    accelerator = Accelerator(
+        cpu=args.cpu,
+        mixed_precision=mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_dir=str(output_dir),
+        # LayerDrop skips whole layers at random, so under DDP some parameters get no gradient in a step.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=preset.layerdrop > 0)],
+    )
+    set_seed(args.seed)
+    if accelerator.device.type == "cpu" and args.cpu_threads != 0:
+        # `accelerate launch` pins one thread per process unless OMP_NUM_THREADS is set; use the machine's cores.
+        torch.set_num_threads(args.cpu_threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes))
+    started = time.time()
+    main_process = accelerator.is_main_process
+
+    def say(message: str):
+        if main_process:
+            tqdm.write(message)  # keeps progress bars intact
+
+    # ---- data and teacher targets (computed once, cached on disk; the other processes wait and reuse the cache) ----
+    with accelerator.main_process_first():
+        bundle = data_lib.build_pretraining_data(args, seed=args.seed)
+    eval_dataset, train_eval_dataset = bundle.eval, bundle.train_sample
+    say(f"Data: {bundle.report}")
+    teacher_name = bundle.teacher_name
+    train_targets = bundle.train_targets  # (N, D) float tensor, in dataset order
+    target_dim = train_targets.shape[1]
+    mean_target = train_targets.mean(0)
+
+    model = build_model(args, target_dim, teacher_name)
+    if args.standardize_targets:
+        model.set_target_statistics(*target_statistics(train_targets))
+    if args.gradient_checkpointing:
+        model.activation_checkpointing_enable()
+    say(f"Model: preset {args.preset}, {sum(p.numel() for p in model.parameters()):,} parameters, target "
+        f"{model.config.target} ({target_dim}-d) from {teacher_name}; precision {mixed_precision}")
+
+    train_loader, batch_sampler = data_lib.make_train_dataloader(
+        bundle, args.per_device_train_batch_size, args.crop_seconds, seed=args.seed
+    )
+    eval_loader = data_lib.make_eval_dataloader(eval_dataset, bundle, args.per_device_eval_batch_size, args.crop_seconds)
+    train_eval_loader = data_lib.make_eval_dataloader(
+        train_eval_dataset, bundle, args.per_device_eval_batch_size, args.crop_seconds
+    )
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    steps_per_epoch = math.ceil(len(batch_sampler) / accelerator.num_processes / args.gradient_accumulation_steps)
+    total_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+    num_epochs = math.ceil(total_steps / steps_per_epoch)
+    scheduler = build_scheduler(args, optimizer, total_steps, steps_per_epoch, accelerator.num_processes)
+
+    model, optimizer, train_loader, eval_loader, train_eval_loader, scheduler = accelerator.prepare(
+        model, optimizer, train_loader, eval_loader, train_eval_loader, scheduler
+    )
+    shift = accelerator.unwrap_model(model).target_shift
+    scale = accelerator.unwrap_model(model).target_scale
+
+    if args.report_to != "none":
+        accelerator.init_trackers("wav2sem-pretrain", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
+    metrics_log = JsonLinesLogger(output_dir / "metrics.jsonl", main_process)
+
+    # ---- resume ----
+    completed_steps, start_epoch, skip_batches = 0, 0, 0
+    checkpoint_dir = output_dir / "checkpoints"
+    if args.resume_from_checkpoint:
+        checkpoint = resolve_checkpoint(checkpoint_dir, args.resume_from_checkpoint)
+        if checkpoint is None:
+            say(f"No checkpoint in {checkpoint_dir} yet: starting from scratch.")
+        else:
+            accelerator.load_state(str(checkpoint))
+            completed_steps = checkpoint_step(checkpoint)
+            start_epoch = completed_steps // steps_per_epoch
+            skip_batches = (completed_steps % steps_per_epoch) * args.gradient_accumulation_steps
+            say(f"Resumed from {checkpoint} at step {completed_steps} (epoch {start_epoch}, batch {skip_batches}).")
+
+    def run_evaluation(step: int) -> dict:
+        results = {
+            "eval": evaluate(model, eval_loader, accelerator, mean_target),
+            "train_sample": evaluate(model, train_eval_loader, accelerator, mean_target),
+        }
+        for name, metrics in results.items():
+            say(f"[step {step}] " + format_metrics(name, metrics))
+        flat = {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
+        accelerator.log(flat, step=step)
+        metrics_log.log({"step": step, **flat})
+        return results
+
+    progress = tqdm(total=total_steps, initial=completed_steps, disable=not main_process, desc="pretraining")
+    model.train()
+    final_results = None
+    running = {}
+    for epoch in range(start_epoch, num_epochs):
+        loader = accelerator.skip_first_batches(train_loader, skip_batches) if epoch == start_epoch else train_loader
+        # accelerate's loaders pass their epoch to the batch sampler when iteration starts, but not through the
+        # wrapper `skip_first_batches` adds: set both.
+        loader.set_epoch(epoch)
+        batch_sampler.set_epoch(epoch)
+        for batch in loader:
+            with accelerator.accumulate(model):
+                with accelerator.autocast():
+                    outputs = model(batch["input_values"], attention_mask=batch["attention_mask"])
+                losses = semantic_loss(
+                    outputs.standardized_embeds, batch["labels"], shift, scale,
+                    infonce_weight=args.infonce_weight, temperature=args.infonce_temperature,
+                )
+                accelerator.backward(losses["loss"])
+                if accelerator.sync_gradients and args.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            for key, value in losses.items():
+                running.setdefault(key, []).append(accelerator.reduce(value.detach(), "mean").item())
+            if not accelerator.sync_gradients:
+                continue
+            completed_steps += 1
+            progress.update(1)
+            record = {"step": completed_steps, "epoch": epoch, "lr": scheduler.get_last_lr()[0]}
+            record.update({key: sum(values) / len(values) for key, values in running.items()})
+            running = {}
+            metrics_log.log(record)
+            if completed_steps % args.logging_steps == 0:
+                accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=completed_steps)
+                progress.set_postfix(loss=f"{record['loss']:.4f}")
+            if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
+                save_checkpoint(accelerator, checkpoint_dir, completed_steps, args.checkpoints_total_limit)
+            if args.eval_steps and completed_steps % args.eval_steps == 0:
+                final_results = run_evaluation(completed_steps)
+            if completed_steps >= total_steps:
+                break
+        skip_batches = 0
+        if completed_steps >= total_steps:
+            break
+    progress.close()
+    if final_results is None or (args.eval_steps and completed_steps % args.eval_steps):
+        final_results = run_evaluation(completed_steps)
+    train_time = time.time() - started
+
+    # ---- save the model, its card and the data report ----
+    accelerator.wait_for_everyone()
+    if main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.save_pretrained(output_dir)
+        Wav2Vec2FeatureExtractor(
+            feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+        ).save_pretrained(output_dir)
+        (output_dir / "data_report.json").write_text(json.dumps(bundle.report_dict(), indent=2))
+        summary = {
+            "steps": completed_steps, "train_time_s": round(train_time, 1), "args": dataclasses.asdict(args),
+            "final_eval": final_results, "num_processes": accelerator.num_processes, "mixed_precision": mixed_precision,
+        }
+        (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        write_pretraining_card(args, output_dir, bundle, final_results, train_time, accelerator, mixed_precision)
+        say(f"Saved {output_dir} after {completed_steps} steps in {train_time / 60:.1f} min.")
+    accelerator.end_training()
+
+    if args.push_to_hub and main_process:
+        try:
+            url = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private_repo)
+        except HubUploadError as error:
+            raise SystemExit(f"error: {error}") from None
+        say(f"Pushed to {url}")
+
+
+def write_pretraining_card(args, output_dir, bundle, results, train_time, accelerator, mixed_precision):
+    metrics = results["eval"]
+    repo_id = args.hub_model_id or output_dir.name
+    card_data = ModelCardData(
+        library_name="transformers",
+        license="apache-2.0",
+        tags=["wav2sem", "audio", "speech", "semantic", "facial-animation"],
+        datasets=[bundle.dataset_id],
+        base_model=None,
+        model_name=repo_id,
+        eval_results=[
+            EvalResult(
+                task_type="feature-extraction", dataset_type=bundle.dataset_id, dataset_name=bundle.dataset_id,
+                dataset_split=bundle.eval_split_name, metric_type=name, metric_name=label, metric_value=round(metrics[key], 5),
+            )
+            for key, name, label in (
+                ("l1", "l1", "L1 to teacher"), ("cosine", "cosine", "Cosine to teacher"),
+                ("r@1", "recall@1", "Audio-to-text R@1"), ("r@5", "recall@5", "Audio-to-text R@5"),
+            )
+        ],
+    )
+    objective = "L1 between F_s and the teacher vector"
+    if args.standardize_targets:
+        objective += ", on targets standardised with training-set statistics (the inverse is folded into the model)"
+    if args.infonce_weight:
+        objective += f", plus {args.infonce_weight} x in-batch InfoNCE (temperature {args.infonce_temperature})"
+    device = "CPU" if accelerator.device.type == "cpu" else accelerator.device.type.upper()
+    write_model_card(
+        output_dir,
+        "wav2sem",
+        card_data,
+        model_name=repo_id,
+        repo_id=repo_id,
+        variant=args.variant,
+        variant_description="the teacher's [CLS] vector" if args.variant == "c" else "the mean of the teacher's token vectors",
+        preset=args.preset,
+        embed_dim=bundle.train_targets.shape[1],
+        teacher=bundle.teacher_name,
+        data_description=bundle.description,
+        num_train=len(bundle.train),
+        num_eval=len(bundle.eval),
+        skipped=json.dumps(bundle.report_dict().get("skipped", {})),
+        text_normalization=bundle.text_normalization,
+        objective=objective,
+        optimisation=(
+            f"recipe {args.recipe}: AdamW lr {args.learning_rate}, weight decay {args.weight_decay}, "
+            f"{args.lr_scheduler_type} schedule, warm-up ratio {args.warmup_ratio}, clipping {args.max_grad_norm}, "
+            f"batch {args.per_device_train_batch_size} x {accelerator.num_processes} process(es) x "
+            f"{args.gradient_accumulation_steps} accumulation, {mixed_precision} precision, seed {args.seed}"
+        ),
+        hardware=f"{accelerator.num_processes} x {device}",
+        train_time=f"{train_time / 60:.1f} minutes",
+        eval_split=bundle.eval_split_name,
+        metrics=metrics,
+        notes=(
+            "The predict-the-mean-target row is what a model that ignores the audio scores; chance is random "
+            "retrieval. A short run on a small corpus memorises its training audio long before it generalises."
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()

