@@ -8,13 +8,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import datasets
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from transformers import AutoModel
 
 from modeling_wav2sem import Wav2SemModel
