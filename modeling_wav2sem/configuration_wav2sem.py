@@ -27,6 +27,9 @@ WAV2SEM_PRESETS: dict[str, dict] = {
         "num_conv_pos_embeddings": 64,
         "num_conv_pos_embedding_groups": 16,
         "layerdrop": 0.0,
+        # Dropout where it is cheap (projections, residuals); none on the FFN activations or attention maps.
+        "activation_dropout": 0.0,
+        "attention_dropout": 0.0,
     },
     # For tests: under 1M parameters, but the standard 400-sample receptive field and 320-sample hop.
     "tiny": {

@@ -210,14 +210,20 @@ class Wav2SemConvLayer(nn.Module):
         self.activation = ACT2FN[config.feat_extract_activation]
 
     def _masked_channel_norm(self, hidden_states: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        """GroupNorm with one group per channel, statistics over the real frames only. `(B, C, T)` -> `(B, C, T)`.
+
+        Sums over time are two batched mat-vec products and the affine a single `addcmul`, so the large activation
+        is touched by few element-wise passes (in training, this layer's output is the biggest tensor).
+        """
         norm = self.layer_norm
         x = hidden_states.float()
-        weights = frame_mask[:, None, :].to(x.dtype)
-        count = weights.sum(-1, keepdim=True).clamp(min=1.0)
-        mean = (x * weights).sum(-1, keepdim=True) / count
-        var = (((x - mean) * weights) ** 2).sum(-1, keepdim=True) / count
-        x = (x - mean) * torch.rsqrt(var + norm.eps)
-        return (x * norm.weight[:, None] + norm.bias[:, None]).to(hidden_states.dtype)
+        weights = frame_mask.to(x.dtype).unsqueeze(-1)  # (B, T, 1)
+        count = weights.sum(1, keepdim=True).clamp(min=1.0)  # (B, 1, 1)
+        mean = torch.bmm(x, weights) / count  # (B, C, 1)
+        mean_square = torch.bmm(x * x, weights) / count
+        scale = torch.rsqrt((mean_square - mean * mean).clamp(min=0.0) + norm.eps) * norm.weight[:, None]
+        shift = norm.bias[:, None] - mean * scale
+        return torch.addcmul(shift, x, scale).to(hidden_states.dtype)
 
     def forward(self, hidden_states: torch.Tensor, input_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """`input_lengths` `(B,)`: real frames of each item of the input, or `None` when nothing is padded."""
