@@ -144,6 +144,15 @@ def validate_audio_inputs(
     return lengths
 
 
+def resolve_output_flags(config, output_attentions, output_hidden_states, return_dict) -> tuple[bool, bool, bool]:
+    """The `forward` output switches, each falling back to the config's value when `None`."""
+    return (
+        config.output_attentions if output_attentions is None else output_attentions,
+        config.output_hidden_states if output_hidden_states is None else output_hidden_states,
+        config.return_dict if return_dict is None else return_dict,
+    )
+
+
 def conv_output_lengths(input_lengths: torch.Tensor, kernels, strides) -> torch.Tensor:
     """Frames produced by a stack of unpadded 1-D convolutions for `input_lengths` samples (any integer shape)."""
     for kernel, stride in zip(kernels, strides):
@@ -597,11 +606,9 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
             attention_mask (`torch.LongTensor` of shape `(B, L)`, *optional*):
                 1 on real samples, 0 on padding.
         """
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        output_attentions, output_hidden_states, return_dict = resolve_output_flags(
+            self.config, output_attentions, output_hidden_states, return_dict
         )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
 
         lengths = validate_audio_inputs(input_values, attention_mask, self.config.receptive_field)
         features = self.feature_extractor(input_values, lengths).transpose(1, 2)
@@ -759,11 +766,9 @@ class Wav2SemFusedEncoder(PreTrainedModel):
             attention_mask (`torch.LongTensor` of shape `(B, L)`, *optional*):
                 1 on real samples, 0 on padding. Passed to the backbone as is, and used by Wav2Sem.
         """
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        output_attentions, output_hidden_states, return_dict = resolve_output_flags(
+            self.config, output_attentions, output_hidden_states, return_dict
         )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
 
         lengths = validate_audio_inputs(input_values, attention_mask, self.config.wav2sem_config.receptive_field)
         backbone_outputs = self.backbone(
