@@ -1,0 +1,3 @@
+"""The FDD metric for `evaluate.load` (defined in modeling_wav2sem.metrics.evaluate_modules)."""
+
+from modeling_wav2sem.metrics.evaluate_modules import Fdd  # noqa: F401
