@@ -16,7 +16,7 @@ from modeling_wav2sem.convert_official import (
     rename_official_key,
 )
 
-TSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official-wav2sem-state-dict.tsv"
+TSV = Path(__file__).resolve().parent / "data" / "official-wav2sem-state-dict.tsv"  # keys and shapes of the official checkpoint
 OURS_TO_OFFICIAL = {"feature_extractor.": "FeatureExtractor.", "feature_projection.": "FeatureProjection.", "encoder.": "Encoder."}
 
 
