@@ -7,7 +7,9 @@ classes for remote code, so `save_pretrained` also writes the model code and `au
 
 from transformers import AutoConfig, AutoModel
 
+from .configuration_faceformer import FACEFORMER_DATASETS, FaceFormerConfig
 from .configuration_wav2sem import WAV2SEM_PRESETS, Wav2SemConfig, Wav2SemFusedConfig
+from .modeling_faceformer import FaceFormerForAnimation, FaceFormerOutput, FaceFormerPreTrainedModel
 from .modeling_wav2sem import (
     Wav2SemFusedEncoder,
     Wav2SemFusedEncoderOutput,
@@ -20,7 +22,11 @@ __version__ = "0.1.0"
 
 
 def _register_auto_classes():
-    for config_class, model_class in ((Wav2SemConfig, Wav2SemModel), (Wav2SemFusedConfig, Wav2SemFusedEncoder)):
+    for config_class, model_class in (
+        (Wav2SemConfig, Wav2SemModel),
+        (Wav2SemFusedConfig, Wav2SemFusedEncoder),
+        (FaceFormerConfig, FaceFormerForAnimation),
+    ):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
         config_class.register_for_auto_class()
@@ -30,6 +36,11 @@ def _register_auto_classes():
 _register_auto_classes()
 
 __all__ = [
+    "FACEFORMER_DATASETS",
+    "FaceFormerConfig",
+    "FaceFormerForAnimation",
+    "FaceFormerOutput",
+    "FaceFormerPreTrainedModel",
     "WAV2SEM_PRESETS",
     "Wav2SemConfig",
     "Wav2SemFusedConfig",
