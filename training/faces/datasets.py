@@ -24,26 +24,19 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from modeling_wav2sem.configuration_faceformer import BIWI_TRAIN_SUBJECTS, VOCASET_TRAIN_SUBJECTS
+
 from .corpus import Utterance
 
 VOCASET_SUBJECTS = OrderedDict(
-    train=[
-        "FaceTalk_170728_03272_TA",
-        "FaceTalk_170904_00128_TA",
-        "FaceTalk_170725_00137_TA",
-        "FaceTalk_170915_00223_TA",
-        "FaceTalk_170811_03274_TA",
-        "FaceTalk_170913_03279_TA",
-        "FaceTalk_170904_03276_TA",
-        "FaceTalk_170912_03278_TA",
-    ],
+    train=list(VOCASET_TRAIN_SUBJECTS),
     val=["FaceTalk_170811_03275_TA", "FaceTalk_170908_03277_TA"],
     test=["FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA"],
 )
 VOCASET_SENTENCES = {"train": range(1, 41), "val": range(21, 41), "test": range(21, 41)}
 
 BIWI_SUBJECTS = [f"F{i}" for i in range(1, 9)] + [f"M{i}" for i in range(1, 7)]
-BIWI_SPLIT_SUBJECTS = ["F2", "F3", "F4", "M3", "M4", "M5"]
+BIWI_SPLIT_SUBJECTS = list(BIWI_TRAIN_SUBJECTS)
 BIWI_SENTENCES = {"train": range(1, 33), "val": range(33, 37), "test": range(37, 41)}
 
 # Which LibriSpeech split feeds which role, most preferred first.
