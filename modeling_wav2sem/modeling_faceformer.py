@@ -28,7 +28,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_faceformer import FaceFormerConfig
 from .configuration_wav2sem import Wav2SemFusedConfig
-from .modeling_wav2sem import Wav2SemFusedEncoder, conv_output_lengths, lengths_to_mask
+from .modeling_wav2sem import Wav2SemFusedEncoder, conv_output_lengths, lengths_to_mask, owns_tensors
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -173,10 +173,7 @@ class FaceFormerPreTrainedModel(PreTrainedModel):
     def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False):
         # As Wav2SemPreTrainedModel: under custom code, transformers would skip (vacuously) the modules that own no
         # tensors; ours initialise only tensors they own, but keep the same rule for the fused encoder's sake.
-        owns_tensors = any(True for _ in module.parameters(recurse=False)) or any(
-            buffer is not None for buffer in module.buffers(recurse=False)
-        )
-        super()._initialize_weights(module, is_custom_code=is_custom_code and owns_tensors)
+        super()._initialize_weights(module, is_custom_code=is_custom_code and owns_tensors(module))
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):

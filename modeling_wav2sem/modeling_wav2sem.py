@@ -144,6 +144,13 @@ def validate_audio_inputs(
     return lengths
 
 
+def owns_tensors(module: nn.Module) -> bool:
+    """Whether a module holds parameters or buffers itself, not only through its children."""
+    return any(True for _ in module.parameters(recurse=False)) or any(
+        buffer is not None for buffer in module.buffers(recurse=False)
+    )
+
+
 def resolve_output_flags(config, output_attentions, output_hidden_states, return_dict) -> tuple[bool, bool, bool]:
     """The `forward` output switches, each falling back to the config's value when `None`."""
     return (
@@ -488,10 +495,7 @@ class Wav2SemPreTrainedModel(PreTrainedModel):
         # For custom code, transformers skips a module whose own tensors are all initialised, and so, vacuously, every
         # module that owns none: the very ones whose `_init_weights` branch initialises their children below. The
         # `transformers.initialization` functions used there skip loaded tensors themselves.
-        owns_tensors = any(True for _ in module.parameters(recurse=False)) or any(
-            buffer is not None for buffer in module.buffers(recurse=False)
-        )
-        super()._initialize_weights(module, is_custom_code=is_custom_code and owns_tensors)
+        super()._initialize_weights(module, is_custom_code=is_custom_code and owns_tensors(module))
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
