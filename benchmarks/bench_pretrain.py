@@ -2,8 +2,9 @@
 
     python benchmarks/bench_pretrain.py [--preset small] [--utterances 64] [--batch_size 8]
 
-Ours: length-grouped batches with attention masks, bf16 autocast, AdamW. Reference (what the official script does):
-batch size 1, fp32, AdamW. Both see the same utterances (embedded corpus, decoded once up front so only the
+Ours: length-grouped batches with attention masks, AdamW, in fp32 and with bf16 autocast (bf16 pays only on CPUs
+with AMX; the training script picks it by default only there). Reference (what the official script does): batch size
+1, fp32, AdamW. Both see the same utterances (embedded corpus, decoded once up front so only the
 optimisation step is timed). Prints JSON: utterances/s of each, their ratio, and achieved GFLOP/s (forward FLOPs
 counted analytically, x3 for forward + backward) against a plain matmul's GFLOP/s measured in the same run.
 """
@@ -92,22 +93,29 @@ def main(argv=None):
 
     results = {"preset": args.preset, "utterances": len(waves), "audio_seconds": sum(map(len, waves)) / 16000}
     flops = 3 * sum(forward_flops(config, len(w)) for w in waves)
-    timings = {"ours": [], "reference": []}
-    for _ in range(2):  # interleaved: A B A B, the median of each is reported
-        model = Wav2SemModel(config)
-        timings["ours"].append(run(model, ours, targets, autocast=True))
-        model = Wav2SemModel(config)
-        timings["reference"].append(run(model, reference, targets, autocast=False))
+    settings = {
+        "ours_fp32": (ours, False, f"batch {args.batch_size}, length-grouped, masked, fp32"),
+        "ours_bf16": (ours, True, f"batch {args.batch_size}, length-grouped, masked, bf16 autocast"),
+        "reference": (reference, False, "batch 1, fp32 (the official script)"),
+    }
+    timings = {name: [] for name in settings}
+    for _ in range(2):  # interleaved: A B C A B C, the median of each is reported
+        for name, (batches, autocast, _) in settings.items():
+            model = Wav2SemModel(config)
+            timings[name].append(run(model, batches, targets, autocast=autocast))
     for name, values in timings.items():
         seconds = float(np.median(values))
         results[name] = {
             "seconds": round(seconds, 2), "utterances_per_s": round(len(waves) / seconds, 2),
-            "gflops_per_s": round(flops / seconds / 1e9, 1),
+            "gflops_per_s": round(flops / seconds / 1e9, 1), "setting": settings[name][2],
         }
-    results["ours"]["setting"] = f"batch {args.batch_size}, length-grouped, masked, bf16 autocast"
-    results["reference"]["setting"] = "batch 1, fp32 (the official script)"
-    results["speedup"] = round(results["ours"]["utterances_per_s"] / results["reference"]["utterances_per_s"], 2)
-    results["matmul_gflops_per_s"] = {"fp32": round(matmul_gflops(torch.float32), 1), "bf16": round(matmul_gflops(torch.bfloat16), 1)}
+    best = max(("ours_fp32", "ours_bf16"), key=lambda name: results[name]["utterances_per_s"])
+    results["best_ours"] = best
+    results["speedup"] = round(results[best]["utterances_per_s"] / results["reference"]["utterances_per_s"], 2)
+    results["matmul_gflops_per_s"] = {
+        "fp32": round(matmul_gflops(torch.float32), 1), "bf16": round(matmul_gflops(torch.bfloat16), 1)
+    }
+    results["cpu_has_amx"] = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
     results["target_speedup"] = 4.0
     print(json.dumps(results, indent=2))
 

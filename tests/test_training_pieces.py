@@ -120,3 +120,15 @@ def test_push_without_token_or_network_is_one_clear_error(tmp_path):
         with pytest.raises(hub.HubUploadError, match="local folder is intact"):
             hub.push_folder_to_hub(tmp_path, "org/m", token="hf_test")
     assert (tmp_path / "model.safetensors").read_bytes() == b"weights"
+
+
+@pytest.mark.parametrize("amx, cpu, expected", [(True, True, "bf16"), (False, True, "no"), (False, False, "bf16")])
+def test_default_precision_is_bf16_only_where_it_is_fast(amx, cpu, expected, monkeypatch):
+    from training.pretrain import parse_args, resolve_mixed_precision
+
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    assert resolve_mixed_precision(parse_args([]), cpu=cpu) == expected
+    assert resolve_mixed_precision(parse_args(["--mixed_precision", "bf16"]), cpu=cpu) == "bf16"
+    with pytest.raises(ValueError, match="fp16 on CPU"):
+        resolve_mixed_precision(parse_args(["--mixed_precision", "fp16"]), cpu=True)

