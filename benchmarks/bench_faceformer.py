@@ -1,0 +1,184 @@
+"""FaceFormer benchmarks: the paper's table (baseline vs + Wav2Sem) on a VOCASET-format dataset, and inference speed.
+
+    # LVE / MVE / FDD of FaceFormer with a plain encoder and with the same encoder + Wav2Sem, same seed and budget
+    python benchmarks/bench_faceformer.py table --data_dir DIR --wav2sem wav2sem-c --out OUT [--max_train_steps N]
+    # frames/s for 10 s of audio: cached autoregression vs the original's re-decode-the-prefix loop
+    python benchmarks/bench_faceformer.py speed [--seconds 10]
+
+`table` runs `training/train_animation.py` twice (one argument apart, `--jobs 2` side by side) and prints JSON with both rows and the ratios.
+Without `--audio_encoder`, the plain encoder is a randomly initialised HuBERT with the `small` Wav2Sem geometry
+(no pre-trained speech encoder can be downloaded here): say so when quoting the numbers.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from transformers import AutoModel, HubertConfig, Wav2Vec2Config  # noqa: E402
+
+from modeling_wav2sem import FaceFormerConfig, FaceFormerForAnimation, Wav2SemConfig  # noqa: E402
+from training.animation_data import AnimationDataset, Regions  # noqa: E402
+from training.train_animation import score_predictions  # noqa: E402
+
+
+def plain_small_encoder(path: Path, seed: int) -> str:
+    """A random HuBERT with the `small` preset's geometry (conv 256 x 7, hidden 384, 6 layers), saved to `path`."""
+    small = Wav2SemConfig.from_preset("small")
+    config = HubertConfig(
+        conv_dim=small.conv_dim, hidden_size=small.hidden_size, num_hidden_layers=small.num_hidden_layers,
+        num_attention_heads=small.num_attention_heads, intermediate_size=small.intermediate_size,
+        num_conv_pos_embeddings=small.num_conv_pos_embeddings,
+        num_conv_pos_embedding_groups=small.num_conv_pos_embedding_groups, layerdrop=0.0, mask_time_prob=0.0,
+    )
+    torch.manual_seed(seed)
+    AutoModel.from_config(config).save_pretrained(path)
+    return str(path)
+
+
+def static_template_row(data_dir: str, dataset: str) -> dict:
+    """The scores of predicting each test sequence's neutral template in every frame: what a model that ignores the
+    audio (FaceFormer's zero-initialised output layer before training) gets; the floor any trained row must beat."""
+    test = AnimationDataset(data_dir, dataset, "test")
+    results = []
+    for index in range(len(test)):
+        item = test[index]
+        frames = len(item["labels"])
+        results.append({"name": item["name"], "prediction": np.tile(item["template"], (frames, 1)),
+                        "reference": item["labels"], "template": item["template"]})
+    layout = test.layout
+    return score_predictions(results, Regions.from_folder(data_dir), layout.lve_scale, layout.fdd_scale)
+
+
+def table(args) -> dict:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    encoder = args.audio_encoder or plain_small_encoder(out / "plain-encoder", args.seed)
+    common = [
+        "--audio_encoder", encoder, "--dataset", args.dataset, "--data_dir", args.data_dir, "--seed", str(args.seed),
+        "--num_train_epochs", str(args.num_train_epochs), "--mixed_precision", args.mixed_precision,
+        "--render_frames", "5", "--logging_steps", "20",
+    ]
+    if args.max_train_steps:
+        common += ["--max_train_steps", str(args.max_train_steps)]
+    if args.teacher_forcing:
+        common += ["--teacher_forcing", "true"]
+    runs = {"baseline": [], "+wav2sem": ["--wav2sem", args.wav2sem]}
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    script = Path(__file__).resolve().parent.parent / "training" / "train_animation.py"
+    pending, rows = list(runs.items()), {}
+    while pending:  # `--jobs` runs at a time, each a fresh process with its share of the cores
+        batch, pending = pending[: args.jobs], pending[args.jobs :]
+        processes = {}
+        for name, extra in batch:
+            folder = out / name.strip("+")
+            command = [sys.executable, str(script), *common, "--output_dir", str(folder), "--cpu_threads", str(threads), *extra]
+            log = open(out / f"{name.strip('+')}.log", "w")
+            processes[name] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), folder)
+        for name, (process, folder) in processes.items():
+            if process.wait() != 0:
+                raise RuntimeError(f"The {name} run failed; see {out / (name.strip('+') + '.log')}.")
+            summary = json.loads((folder / "results.json").read_text())
+            rows[name] = {**summary["metrics"], "train_time_s": summary["train_time_s"], "steps": summary["steps"]}
+    rows["static template (no model)"] = static_template_row(args.data_dir, args.dataset)
+    base, fused = rows["baseline"], rows["+wav2sem"]
+    result = {
+        "benchmark": "faceformer_table",
+        "data_dir": args.data_dir,
+        "audio_encoder": encoder if args.audio_encoder else "random HuBERT, small geometry (seed %d)" % args.seed,
+        "wav2sem": args.wav2sem,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("func",)},
+        "rows": rows,
+        "ratios_wav2sem_over_baseline": {
+            k: (fused[k] / base[k] if base.get(k) not in (None, 0) and fused.get(k) is not None else None)
+            for k in ("lve", "mve", "fdd")
+        },
+        "units": "LVE, MVE x1e-5 (metres^2 / metres); FDD x1e-5",
+    }
+    (out / "table.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def speed(args) -> dict:
+    """Whole `predict` and decoder-only frames/s, cached vs naive, FaceFormer VOCASET over a wav2vec2-base-size encoder."""
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    config = FaceFormerConfig(audio_config=Wav2Vec2Config(), dataset="vocaset")
+    model = FaceFormerForAnimation(config).eval()
+    with torch.no_grad():  # move the zero output layer so the loop feeds back real motion
+        model.vertice_map_r.weight.normal_(0, 1e-3)
+    audio = torch.randn(1, int(args.seconds * 16000))
+    template = torch.zeros(1, config.vertice_dim)
+    with torch.no_grad():
+        memory = model.audio_feature_map(model.encode_audio(audio)[0])
+        style = model._style(0, None, 1, memory.device, memory.dtype)
+    frames = memory.shape[1]
+
+    def timed(fn, repeats):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            with torch.no_grad():
+                fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    results = {}
+    for name, use_cache, repeats in (("cached", True, args.repeats), ("naive", False, max(1, args.repeats // 2))):
+        loop = model._autoregress_cached if use_cache else model._autoregress_naive
+        decoder = timed(lambda: loop(memory, style, frames), repeats)
+        whole = timed(lambda: model.predict(audio, template, 0, use_cache=use_cache), repeats)
+        results[name] = {"decoder_frames_per_s": frames / decoder, "predict_frames_per_s": frames / whole}
+    with torch.no_grad():
+        same = torch.allclose(
+            model.predict(audio, template, 0, use_cache=True).vertices,
+            model.predict(audio, template, 0, use_cache=False).vertices, atol=1e-5,
+        )
+    return {
+        "benchmark": "faceformer_inference",
+        "seconds": args.seconds,
+        "frames": frames,
+        "threads": torch.get_num_threads(),
+        "encoder": "wav2vec2-base geometry (random)",
+        "results": results,
+        "speedup_decoder": results["cached"]["decoder_frames_per_s"] / results["naive"]["decoder_frames_per_s"],
+        "speedup_predict": results["cached"]["predict_frames_per_s"] / results["naive"]["predict_frames_per_s"],
+        "same_vertices": same,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    t = commands.add_parser("table")
+    t.add_argument("--data_dir", required=True)
+    t.add_argument("--wav2sem", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--audio_encoder")
+    t.add_argument("--dataset", default="vocaset")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--num_train_epochs", type=int, default=100)
+    t.add_argument("--max_train_steps", type=int)
+    t.add_argument("--mixed_precision", default="no")
+    t.add_argument("--teacher_forcing", action="store_true")
+    t.add_argument("--jobs", type=int, default=1, help="runs at a time (each gets cores / jobs threads)")
+    t.set_defaults(func=table)
+    s = commands.add_parser("speed")
+    s.add_argument("--seconds", type=float, default=10.0)
+    s.add_argument("--repeats", type=int, default=3)
+    s.add_argument("--threads", type=int)
+    s.set_defaults(func=speed)
+    args = parser.parse_args(argv)
+    print(json.dumps(args.func(args), indent=1))
+
+
+if __name__ == "__main__":
+    main()
