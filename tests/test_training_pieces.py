@@ -122,12 +122,13 @@ def test_push_without_token_or_network_is_one_clear_error(tmp_path):
     assert (tmp_path / "model.safetensors").read_bytes() == b"weights"
 
 
-@pytest.mark.parametrize("amx, cpu, expected", [(True, True, "bf16"), (False, True, "no"), (False, False, "bf16")])
-def test_default_precision_is_bf16_only_where_it_is_fast(amx, cpu, expected, monkeypatch):
+@pytest.mark.parametrize("bf16_seconds, cpu, expected", [(0.5, True, "bf16"), (2.0, True, "no"), (2.0, False, "bf16")])
+def test_default_precision_is_bf16_only_where_it_is_fast(bf16_seconds, cpu, expected, monkeypatch):
+    from training import pretrain
     from training.pretrain import parse_args, resolve_mixed_precision
 
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(pretrain, "matmul_seconds", lambda dtype: bf16_seconds if dtype == torch.bfloat16 else 1.0)
     assert resolve_mixed_precision(parse_args([]), cpu=cpu) == expected
     assert resolve_mixed_precision(parse_args(["--mixed_precision", "bf16"]), cpu=cpu) == "bf16"
     with pytest.raises(ValueError, match="fp16 on CPU"):
