@@ -1,5 +1,6 @@
 """Behaviour of Wav2SemModel and Wav2SemFusedEncoder that users depend on (tiny configs, CPU, fp32)."""
 
+import copy
 import json
 import os
 import subprocess
@@ -407,3 +408,29 @@ def test_fused_rejects_bad_input(wav2sem_dir, tmp_path):
         fused(torch.zeros(1, 2, 4000))
     with pytest.raises(ValueError, match="too short"):
         fused(torch.zeros(1, 100))
+
+
+@pytest.mark.parametrize("conv_bias", [False, True])
+def test_first_conv_layer_folds_group_norm_exactly(conv_bias):
+    """Layer 0 computes Conv1d -> GroupNorm(C, C) as one matmul with statistics from the windows' covariance: it must
+    equal the two modules run as they are, values and gradients, also for audio with a large DC offset."""
+    from modeling_wav2sem.modeling_wav2sem import Wav2SemConvLayer
+
+    torch.manual_seed(0)
+    layer = Wav2SemConvLayer(Wav2SemConfig.from_preset("tiny", conv_bias=conv_bias), 0)
+    with torch.no_grad():
+        layer.layer_norm.weight.uniform_(0.5, 1.5)
+        layer.layer_norm.bias.uniform_(-0.5, 0.5)
+    audio = (torch.randn(3, 1, 4000) * 0.1 + 5.0).requires_grad_(True)
+    exact = copy.deepcopy(layer).double()  # the two modules as they are, in float64
+    audio64 = audio.detach().double().requires_grad_(True)
+    folded = layer(audio)
+    reference = exact.activation(exact.layer_norm(exact.conv(audio64)))
+    torch.testing.assert_close(folded, reference.float(), rtol=1e-4, atol=1e-4)
+    grads = torch.autograd.grad(folded.square().sum(), [audio, layer.conv.weight, layer.layer_norm.weight])
+    expected = torch.autograd.grad(reference.square().sum(), [audio64, exact.conv.weight, exact.layer_norm.weight])
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want.float(), rtol=1e-3, atol=1e-3 * float(want.abs().max()))
+    if conv_bias:  # the bias cancels in the norm but stays in the graph (DDP expects every parameter to get a gradient)
+        (bias_grad,) = torch.autograd.grad(layer(audio).sum(), [layer.conv.bias])
+        assert bias_grad.abs().max() < 1e-3
