@@ -26,11 +26,11 @@ if __package__ in (None, ""):  # `accelerate launch training/train_animation.py`
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from huggingface_hub import EvalResult, ModelCardData
 from tqdm.auto import tqdm
-from transformers import AutoFeatureExtractor, AutoModel, HfArgumentParser, Wav2Vec2FeatureExtractor
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, HfArgumentParser, Wav2Vec2FeatureExtractor
 
 from modeling_wav2sem import FaceFormerConfig, FaceFormerForAnimation, Wav2SemFusedEncoder
 from modeling_wav2sem.metrics import lip_vertex_error, mean_vertex_error, upper_face_dynamics_deviation
@@ -109,6 +109,13 @@ def load_audio_encoder(args: AnimationArguments):
     if args.wav2sem:
         return Wav2SemFusedEncoder.from_backbone_and_wav2sem(args.audio_encoder, args.wav2sem, fusion_init=args.fusion_init)
     return AutoModel.from_pretrained(args.audio_encoder)
+
+
+def encoder_layerdrop(name_or_path: str) -> float:
+    """The LayerDrop probability of the speech model in `name_or_path` (the backbone of a fused encoder)."""
+    config = AutoConfig.from_pretrained(name_or_path)
+    config = getattr(config, "audio_config", None) or config
+    return float(getattr(config, "layerdrop", 0.0) or 0.0)
 
 
 def load_feature_extractor(name_or_path: str):
@@ -330,7 +337,11 @@ def main(argv=None) -> dict:
     output_dir = Path(args.output_dir)
     data_dir = Path(args.data_dir)
     accelerator = Accelerator(
-        cpu=args.cpu, mixed_precision=args.mixed_precision, gradient_accumulation_steps=args.gradient_accumulation_steps
+        cpu=args.cpu,
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        # LayerDrop (0.1 in wav2vec2-base-960h) skips whole encoder layers, so under DDP some get no gradient in a step.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=encoder_layerdrop(args.audio_encoder) > 0)],
     )
     set_seed(args.seed)
     if accelerator.device.type == "cpu":
@@ -443,7 +454,7 @@ def main(argv=None) -> dict:
             "seed": args.seed,
         }
         (output_dir / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
-        say(f"Saved to {output_dir} ({', '.join(p.name for p in renders)})")
+        say(f"Saved to {output_dir}" + (f" (renders: {', '.join(p.name for p in renders)})" if renders else ""))
         if args.push_to_hub:
             try:
                 url = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private)
