@@ -235,9 +235,12 @@ class Wav2SemConvLayer(nn.Module):
             return self._gelu_(hidden_states)
         return self.activation(hidden_states)
 
-    def _conv_with_channel_norm(self, audio: torch.Tensor, input_lengths: torch.Tensor | None) -> torch.Tensor:
-        """Conv1d over raw audio followed by GroupNorm with one group per channel, as one batched matmul.
-        `(B, 1, L)` -> `(B, C, T)`, statistics over each item's real frames.
+    def _folded_conv_and_norm(
+        self, audio: torch.Tensor, input_lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Conv1d over raw audio followed by GroupNorm with one group per channel, as one batched matmul: returns the
+        audio windows `(B, T, k)` (a view), the folded weights `(B, C, k)` and shift `(B, C, 1)` for `_apply_folded`.
+        Statistics are over each item's real frames.
 
         The conv is linear in the audio windows x_t (k samples each), so each channel's mean and variance over time
         follow from the windows' k-vector mean m and k x k covariance S: mean_c = w_c.m (+ b_c), var_c = w_c' S w_c
@@ -266,12 +269,17 @@ class Wav2SemConvLayer(nn.Module):
             shift = shift + 0.0 * conv.bias.double()
         dtype = audio.dtype
         folded = weight[None] * scale[..., None]  # (B, C, k)
-        return torch.baddbmm(shift.to(dtype)[..., None], folded.to(dtype), windows.transpose(1, 2))
+        return windows, folded.to(dtype), shift.to(dtype)[..., None]
+
+    @staticmethod
+    def _apply_folded(windows: torch.Tensor, folded: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """`(B, T, k)` windows -> `(B, C, T)` normalised conv output, with the weights of `_folded_conv_and_norm`."""
+        return torch.baddbmm(shift, folded, windows.transpose(1, 2))
 
     def forward(self, hidden_states: torch.Tensor, input_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """`input_lengths` `(B,)`: real frames of each item of the input, or `None` when nothing is padded."""
         if isinstance(self.layer_norm, nn.GroupNorm):  # layer 0 only: its input is the raw audio
-            return self._activate(self._conv_with_channel_norm(hidden_states, input_lengths))
+            return self._activate(self._apply_folded(*self._folded_conv_and_norm(hidden_states, input_lengths)))
         hidden_states = self.conv(hidden_states)
         if self.layer_norm is not None:
             hidden_states = self.layer_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
@@ -281,14 +289,48 @@ class Wav2SemConvLayer(nn.Module):
 class Wav2SemFeatureEncoder(nn.Module):
     """The conv feature encoder: raw audio `(B, L)` -> conv features `(B, C, T)`, hop 320 and receptive field 400."""
 
+    # Output frames of layer 1 per chunk when layers 0 and 1 run chunk by chunk (inference, see `_first_two_layers`).
+    chunk_frames = 1024
+
     def __init__(self, config: Wav2SemConfig):
         super().__init__()
         self.conv_layers = nn.ModuleList([Wav2SemConvLayer(config, i) for i in range(config.num_feat_extract_layers)])
 
+    def _first_two_layers(self, audio: torch.Tensor, input_lengths: torch.Tensor | None) -> torch.Tensor:
+        """Layers 0 and 1 over time chunks, `(B, 1, L)` -> `(B, C, T_1)`, for inference with a group-norm layer 0.
+
+        Layer 0's statistics come from the whole utterance (its folded weights), and both layers are local in time, so
+        chunks give exactly the unchunked output; but layer 0's output (the largest tensor of the model, 65 MB for
+        10 s) never exists whole, and each chunk is still in cache when layer 1 reads it.
+        """
+        first, second = self.conv_layers[0], self.conv_layers[1]
+        windows, folded, shift = first._folded_conv_and_norm(audio, input_lengths)
+        kernel, stride = second.conv.kernel_size[0], second.conv.stride[0]
+        frames = (windows.shape[1] - kernel) // stride + 1
+        output = windows.new_empty(windows.shape[0], second.conv.out_channels, frames)
+        for start in range(0, frames, self.chunk_frames):
+            end = min(start + self.chunk_frames, frames)
+            window_chunk = windows[:, start * stride : (end - 1) * stride + kernel]
+            chunk = first._activate(first._apply_folded(window_chunk, folded, shift))
+            output[:, :, start:end] = second(chunk)
+        return output
+
     def forward(self, input_values: torch.Tensor, input_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """`input_lengths` `(B,)`: real samples of each item, or `None` when nothing is padded."""
         hidden_states = input_values[:, None]
-        for layer in self.conv_layers:
+        layers = list(self.conv_layers)
+        if (
+            not torch.is_grad_enabled()
+            and len(layers) > 1
+            and isinstance(layers[0].layer_norm, nn.GroupNorm)
+            and layers[1].layer_norm is None
+        ):
+            hidden_states = self._first_two_layers(hidden_states, input_lengths)
+            if input_lengths is not None:
+                for layer in layers[:2]:
+                    input_lengths = conv_output_lengths(input_lengths, layer.conv.kernel_size, layer.conv.stride)
+            layers = layers[2:]
+        for layer in layers:
             hidden_states = layer(hidden_states, input_lengths)
             if input_lengths is not None:
                 input_lengths = conv_output_lengths(input_lengths, layer.conv.kernel_size, layer.conv.stride)

@@ -448,3 +448,19 @@ def test_conv_activation_in_place_only_without_autograd():
     torch.testing.assert_close(inference, training.detach())
     training.sum().backward()  # the pre-activations were kept
     assert model.feature_extractor.conv_layers[1].conv.weight.grad.abs().sum() > 0
+
+
+def test_first_two_conv_layers_in_chunks_equal_the_whole(monkeypatch):
+    """Inference runs layers 0 and 1 over time chunks (layer 0's statistics from the whole utterance): same output as
+    the unchunked autograd path, padded items included, for chunk sizes that do and do not divide the length."""
+    from modeling_wav2sem.modeling_wav2sem import Wav2SemFeatureEncoder
+
+    torch.manual_seed(0)
+    encoder = Wav2SemModel(Wav2SemConfig.from_preset("tiny")).eval().feature_extractor
+    audio = torch.randn(2, 9000)
+    lengths = torch.tensor([9000, 6100])
+    whole = encoder(audio.clone().requires_grad_(True), lengths).detach()
+    for chunk in (7, 64, 10_000):
+        monkeypatch.setattr(Wav2SemFeatureEncoder, "chunk_frames", chunk)
+        with torch.no_grad():
+            torch.testing.assert_close(encoder(audio, lengths), whole)
