@@ -289,7 +289,8 @@ class Wav2SemConvLayer(nn.Module):
 class Wav2SemFeatureEncoder(nn.Module):
     """The conv feature encoder: raw audio `(B, L)` -> conv features `(B, C, T)`, hop 320 and receptive field 400."""
 
-    # Output frames of layer 1 per chunk when layers 0 and 1 run chunk by chunk (inference, see `_first_two_layers`).
+    # Output frames of layer 1 per chunk when layers 0 and 1 run chunk by chunk (no autograd through them, e.g. in
+    # inference or with a frozen feature encoder; see `_first_two_layers`).
     chunk_frames = 1024
 
     def __init__(self, config: Wav2SemConfig):
@@ -297,7 +298,7 @@ class Wav2SemFeatureEncoder(nn.Module):
         self.conv_layers = nn.ModuleList([Wav2SemConvLayer(config, i) for i in range(config.num_feat_extract_layers)])
 
     def _first_two_layers(self, audio: torch.Tensor, input_lengths: torch.Tensor | None) -> torch.Tensor:
-        """Layers 0 and 1 over time chunks, `(B, 1, L)` -> `(B, C, T_1)`, for inference with a group-norm layer 0.
+        """Layers 0 and 1 over time chunks, `(B, 1, L)` -> `(B, C, T_1)`, without autograd, for a group-norm layer 0.
 
         Layer 0's statistics come from the whole utterance (its folded weights), and both layers are local in time, so
         chunks give exactly the unchunked output; but layer 0's output (the largest tensor of the model, 65 MB for
@@ -319,8 +320,11 @@ class Wav2SemFeatureEncoder(nn.Module):
         """`input_lengths` `(B,)`: real samples of each item, or `None` when nothing is padded."""
         hidden_states = input_values[:, None]
         layers = list(self.conv_layers)
+        needs_grad = torch.is_grad_enabled() and (
+            hidden_states.requires_grad or any(p.requires_grad for layer in layers[:2] for p in layer.parameters())
+        )
         if (
-            not torch.is_grad_enabled()
+            not needs_grad
             and len(layers) > 1
             and isinstance(layers[0].layer_norm, nn.GroupNorm)
             and layers[1].layer_norm is None

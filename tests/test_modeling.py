@@ -464,3 +464,11 @@ def test_first_two_conv_layers_in_chunks_equal_the_whole(monkeypatch):
         monkeypatch.setattr(Wav2SemFeatureEncoder, "chunk_frames", chunk)
         with torch.no_grad():
             torch.testing.assert_close(encoder(audio, lengths), whole)
+    calls = []
+    chunked = Wav2SemFeatureEncoder._first_two_layers
+    monkeypatch.setattr(Wav2SemFeatureEncoder, "_first_two_layers", lambda *a: calls.append(1) or chunked(*a))
+    encoder(audio.clone().requires_grad_(True), lengths).sum().backward()
+    assert calls == []  # autograd through the layers: the plain path
+    encoder.requires_grad_(False)  # a frozen feature encoder (FaceFormer, fused backbones) takes the chunked path
+    torch.testing.assert_close(encoder(audio, lengths), whole)
+    assert calls == [1]
