@@ -133,3 +133,13 @@ def test_default_precision_is_bf16_only_where_it_is_fast(bf16_seconds, cpu, expe
     assert resolve_mixed_precision(parse_args(["--mixed_precision", "bf16"]), cpu=cpu) == "bf16"
     with pytest.raises(ValueError, match="fp16 on CPU"):
         resolve_mixed_precision(parse_args(["--mixed_precision", "fp16"]), cpu=True)
+
+
+def test_keep_freed_memory_is_accepted_by_glibc():
+    import platform
+    import sys
+
+    from training.runtime import keep_freed_memory
+
+    expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is expected

@@ -33,6 +33,7 @@ from modeling_wav2sem import Wav2SemConfig, Wav2SemModel
 from training import pretraining_data as data_lib
 from training.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
 from training.evaluation import alignment_metrics
+from training.runtime import keep_freed_memory
 from training.hub import HubUploadError, push_folder_to_hub, write_model_card
 from training.objectives import semantic_loss, target_statistics
 
@@ -113,6 +114,10 @@ class PretrainArguments:
     gradient_checkpointing: bool = False
     seed: int = 42
     cpu: bool = dataclasses.field(default=False, metadata={"help": "train on CPU even if a GPU is present"})
+    keep_freed_memory: bool = dataclasses.field(
+        default=True,
+        metadata={"help": "glibc malloc keeps freed memory for large tensors instead of unmapping it (faster steps on CPU)"},
+    )
     cpu_threads: int | None = dataclasses.field(
         default=None, metadata={"help": "CPU threads per process (default: cores / processes; 0 keeps torch's setting)"}
     )
@@ -257,6 +262,8 @@ def format_metrics(name: str, metrics: dict) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.keep_freed_memory:
+        keep_freed_memory()
     output_dir = Path(args.output_dir)
     accelerator_probe_cpu = args.cpu or not torch.cuda.is_available()
     mixed_precision = resolve_mixed_precision(args, accelerator_probe_cpu)
