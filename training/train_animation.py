@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import shutil
 import sys
 import time
@@ -34,7 +35,7 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, HfArgument
 
 from modeling_wav2sem import FaceFormerConfig, FaceFormerForAnimation, Wav2SemFusedEncoder
 from modeling_wav2sem.metrics import lip_vertex_error, mean_vertex_error, upper_face_dynamics_deviation
-from training.animation_data import AnimationDataset, Regions, collate_animation, default_animation_dir
+from training.animation_data import AnimationDataset, Regions, collate_animation, default_animation_dir, load_templates
 from training.animation_render import read_obj_faces, render_frames_png, render_gif
 from training.runtime import keep_freed_memory
 from training.hub import HubUploadError, push_folder_to_hub, write_model_card
@@ -260,10 +261,6 @@ def render_results(results: list[dict], data_dir: Path, out_dir: Path, regions: 
 
 def copy_data_files(data_dir: Path, output_dir: Path, subjects: list[str]):
     """The training speakers' templates (so `training.animate` needs only the model folder), region files, mesh."""
-    import pickle
-
-    from training.animation_data import load_templates
-
     templates = load_templates(data_dir)
     with open(output_dir / "templates.pkl", "wb") as handle:
         pickle.dump({s: templates[s].reshape(-1, 3) for s in subjects if s in templates}, handle)
