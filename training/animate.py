@@ -8,7 +8,6 @@ or `--template` (a `templates.pkl` with `--template_subject`, or a `.npy` of V x
 """
 
 import argparse
-import pickle
 import sys
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from transformers import AutoFeatureExtractor, AutoModel
 
 import modeling_wav2sem  # noqa: F401  (registers the model types with the Auto classes)
 from modeling_wav2sem.metrics import read_region_file
-from training.animation_render import read_obj_faces, render_frames_png, render_gif
+from training.animation_data import read_templates
+from training.animation_render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif
 from training.pretraining_data import SAMPLING_RATE, decode_audio, normalize
 
 
@@ -44,8 +44,7 @@ def load_template(args, vertice_dim: int) -> np.ndarray:
     if source.suffix == ".npy":
         template = np.load(source)
     else:
-        with open(source, "rb") as handle:
-            templates = pickle.load(handle, encoding="latin1")
+        templates = read_templates(source)
         subject = args.template_subject or args.subject
         if subject not in templates:
             raise ValueError(f"No template for {subject!r} in {source}; it has {', '.join(sorted(templates))}.")
@@ -82,7 +81,7 @@ def animate(args) -> dict:
     faces = read_obj_faces(mesh) if mesh else None
     lips = read_region_file(lips_file) if lips_file else None
     fps = model.config.frame_rate
-    indices = [round(i * (len(vertices) - 1) / max(args.frames - 1, 1)) for i in range(args.frames)]
+    indices = evenly_spaced_frames(len(vertices), args.frames)
     written = [out / f"{stem}.npy", render_frames_png(out / f"{stem}.png", {subject: vertices}, indices, faces, lips, fps)]
     if args.gif:
         written.append(render_gif(out / f"{stem}.gif", {subject: vertices}, fps, faces, lips))

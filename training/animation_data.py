@@ -86,14 +86,19 @@ def default_animation_dir() -> Path:
     return Path(__file__).resolve().parent / "sample_data" / "vocaset"
 
 
-def load_templates(data_dir: str | Path) -> dict[str, np.ndarray]:
-    """`templates.pkl` as {subject: (V*3,) float32}."""
-    path = Path(data_dir) / "templates.pkl"
-    if not path.is_file():
-        raise FileNotFoundError(f"No templates.pkl in {data_dir}.")
+def read_templates(path: str | Path) -> dict[str, np.ndarray]:
+    """A `templates.pkl` file (pickled with latin1 encoding) as {subject: (V*3,) float32}."""
     with open(path, "rb") as handle:
         templates = pickle.load(handle, encoding="latin1")
     return {subject: np.asarray(mesh, dtype=np.float32).reshape(-1) for subject, mesh in templates.items()}
+
+
+def load_templates(data_dir: str | Path) -> dict[str, np.ndarray]:
+    """`DATA_DIR/templates.pkl` as {subject: (V*3,) float32}."""
+    path = Path(data_dir) / "templates.pkl"
+    if not path.is_file():
+        raise FileNotFoundError(f"No templates.pkl in {data_dir}.")
+    return read_templates(path)
 
 
 def find_region_file(data_dir: str | Path, candidates: tuple[str, ...]) -> Path | None:

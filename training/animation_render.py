@@ -63,6 +63,11 @@ def _limits(sequences: list[np.ndarray]) -> tuple:
     return (low[0] - pad, high[0] + pad), (low[1] - pad, high[1] + pad)
 
 
+def evenly_spaced_frames(length: int, count: int) -> list[int]:
+    """`count` frame indices spread evenly over a sequence of `length` frames, first and last included."""
+    return [round(i * (length - 1) / max(count - 1, 1)) for i in range(count)]
+
+
 def as_frames(sequence: np.ndarray) -> np.ndarray:
     """`(T, V*3)` or `(T, V, 3)` -> `(T, V, 3)` float64."""
     sequence = np.asarray(sequence, dtype=np.float64)

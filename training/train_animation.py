@@ -36,7 +36,7 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, HfArgument
 from modeling_wav2sem import FaceFormerConfig, FaceFormerForAnimation, Wav2SemFusedEncoder
 from modeling_wav2sem.metrics import lip_vertex_error, mean_vertex_error, upper_face_dynamics_deviation
 from training.animation_data import AnimationDataset, Regions, collate_animation, default_animation_dir, load_templates
-from training.animation_render import read_obj_faces, render_frames_png, render_gif
+from training.animation_render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif
 from training.runtime import keep_freed_memory
 from training.hub import HubUploadError, push_folder_to_hub, write_model_card
 from training.pretrain import JsonLinesLogger
@@ -246,8 +246,7 @@ def render_results(results: list[dict], data_dir: Path, out_dir: Path, regions: 
     stem = f"{first['name']}_condition_{first['condition']}"
     paths = []
     if frames:
-        length = len(first["reference"])
-        indices = [round(i * (length - 1) / max(frames - 1, 1)) for i in range(frames)]
+        indices = evenly_spaced_frames(len(first["reference"]), frames)
         paths.append(render_frames_png(out_dir / f"{stem}.png", rows, indices, faces, regions.lip, fps))
     if gif:
         paths.append(render_gif(out_dir / f"{stem}.gif", rows, fps, faces, regions.lip))
