@@ -62,6 +62,12 @@ def test_skipped_utterances_are_counted_not_fatal(tmp_path):
     assert strict["skipped"]["too_long"] > 0
 
 
+def test_a_missing_transcript_counts_as_empty(tmp_path):
+    flac = str(next(small_openslr(tmp_path, chapters=1).rglob("*.flac")))
+    probed = pdata._probe({"audio": [flac, flac], "text": [None, "A SENTENCE"]}, 0.5, 20.0, None)
+    assert probed["skip_reason"] == ["empty_text", ""]
+
+
 def test_resampling_and_normalisation(tmp_path):
     rng = np.random.default_rng(0)
     wave = rng.standard_normal(22050).astype(np.float32) * 0.1

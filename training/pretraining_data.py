@@ -177,7 +177,7 @@ def _probe(batch, min_duration, max_duration, crop_seconds):
                 sf.read(_audio_source(audio), frames=min(info.frames, 1024), dtype="float32")
             except Exception:  # noqa: BLE001 - any decoding failure means the file is unusable
                 reason = "unreadable"
-        if not reason and not text.strip():
+        if not reason and not (text or "").strip():  # a missing (None) transcript counts as empty
             reason = "empty_text"
         elif not reason and (length < max(min_duration * SAMPLING_RATE, MIN_SAMPLES)):
             reason = "too_short"
