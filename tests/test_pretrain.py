@@ -51,6 +51,21 @@ def test_every_utterance_of_a_chapter_is_used(tmp_path):
     assert set(dataset.column_names) == set(pdata.COLUMNS)
 
 
+def test_an_edited_transcript_is_read_again(tmp_path):
+    folder = small_openslr(tmp_path, chapters=1)
+    cache = str(tmp_path / "cache")
+    first = pdata.load_openslr([str(folder)], cache_dir=cache)
+    transcript = next(folder.rglob("*.trans.txt"))
+    uid, _, text = transcript.read_text().splitlines()[0].partition(" ")
+    edited = "X" * len(text)  # same size: only the modification time tells the files apart
+    stat = transcript.stat()
+    transcript.write_text(transcript.read_text().replace(text, edited, 1))
+    os.utime(transcript, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    again = pdata.load_openslr([str(folder)], cache_dir=cache)
+    assert again[first["id"].index(uid)]["text"] == edited != text
+    assert again._fingerprint != first._fingerprint
+
+
 def test_skipped_utterances_are_counted_not_fatal(tmp_path):
     folder = small_openslr(tmp_path, corrupt=True)
     dataset = pdata.load_openslr([str(folder)], cache_dir=str(tmp_path / "cache"))

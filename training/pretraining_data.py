@@ -73,6 +73,16 @@ def _openslr_rows(folders: list[str]):
                 }
 
 
+def files_signature(files, root: Path | None = None) -> str:
+    """A hash of each file's name (relative to `root` when given), size and modification time in nanoseconds: it
+    changes when a file is added, removed, edited or replaced under the same name."""
+    entries = []
+    for path in sorted(Path(p) for p in files):
+        stat = path.stat()
+        entries.append(f"{path.relative_to(root) if root else path}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha1("\n".join(entries).encode()).hexdigest()
+
+
 def load_openslr(folders: list[str], cache_dir: str | None = None) -> datasets.Dataset:
     """Every utterance listed in the `*.trans.txt` files under `folders` (LibriSpeech/<subset> folders), as an
     on-disk Arrow dataset (so later `map`s are cached). `audio` holds the FLAC path."""
@@ -82,8 +92,9 @@ def load_openslr(folders: list[str], cache_dir: str | None = None) -> datasets.D
             raise FileNotFoundError(f"No LibriSpeech folder {folder}.")
     if not any(Path(f).rglob("*.trans.txt") for f in folders):
         raise FileNotFoundError(f"No *.trans.txt transcripts under {folders} (expected the openslr LibriSpeech layout).")
-    # The generator's arguments (and the folders' file listing) make the cache fingerprint.
-    listing = hashlib.sha1("".join(sorted(str(p) for f in folders for p in Path(f).rglob("*"))).encode()).hexdigest()
+    # The generator's arguments and the folders' files (names, sizes, modification times) make the cache fingerprint:
+    # an edited transcript or a FLAC replaced under the same name is read again.
+    listing = files_signature(p for f in folders for p in Path(f).rglob("*") if p.is_file())
     return datasets.Dataset.from_generator(
         _openslr_rows, gen_kwargs={"folders": folders}, cache_dir=cache_dir, config_name=f"openslr-{listing[:16]}"
     )
@@ -117,10 +128,10 @@ def _stream_rows(name: str, config: str | None, splits: str, cache_dir: str | No
 
 def load_hub_via_stream(name: str, config: str | None, splits: str, cache_dir: str | None = None) -> datasets.Dataset:
     """`splits` read as a stream and written once to an on-disk Arrow dataset, cached by name, config, splits and (for a
-    local folder) its files' names and sizes. The eval split of a `--streaming` run is loaded this way: a map-style
+    local folder) its files' names, sizes and modification times. The eval split of a `--streaming` run is loaded this way: a map-style
     `load_dataset` of one split of the Hub's `all` config would download every split (the 960 h) first."""
-    files = sorted(p for p in Path(name).rglob("*") if p.is_file()) if Path(name).is_dir() else []
-    listing = "|".join(f"{p.relative_to(name)}:{p.stat().st_size}" for p in files)
+    files = [p for p in Path(name).rglob("*") if p.is_file()] if Path(name).is_dir() else []
+    listing = files_signature(files, root=Path(name))
     key = hashlib.sha1(f"{name}|{config}|{splits}|{listing}".encode()).hexdigest()[:16]
     string, integer = datasets.Value("string"), datasets.Value("int64")
     features = datasets.Features({  # audio as a plain struct: encoding an `Audio` feature would need torchcodec
