@@ -140,6 +140,41 @@ def test_teacher_targets_are_cached_and_masked(tmp_path, monkeypatch):
     np.testing.assert_allclose(alone, padded, atol=1e-5)
 
 
+def fake_teacher(folder: Path, weights: bytes) -> Path:
+    """The tiny teacher's configuration and vocabulary with stand-in weights (the identity never loads them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer_config.json", "vocab.txt"):
+        shutil.copy(pdata.default_teacher_dir() / name, folder / name)
+    (folder / "model.safetensors").write_bytes(weights)
+    return folder
+
+
+def test_a_retrained_teacher_of_the_same_size_gets_a_new_identity(tmp_path):
+    teacher = fake_teacher(tmp_path / "teacher", b"a" * 64)
+    first = pdata._teacher_identity(str(teacher))
+    assert pdata._teacher_identity(str(teacher)) == first
+    weights = teacher / "model.safetensors"
+    stat = weights.stat()
+    weights.write_bytes(b"b" * 64)  # retrained and saved again: same name, same size
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert pdata._teacher_identity(str(teacher)) != first
+
+
+def test_a_hub_teacher_is_identified_by_its_cached_snapshot(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--org--teacher"
+    uncached = pdata._teacher_identity("org/teacher")
+    identities = []
+    for commit in ("1" * 40, "2" * 40):  # the same files at two commits
+        fake_teacher(repo / "snapshots" / commit, b"a" * 64)
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        identities.append(pdata._teacher_identity("org/teacher"))
+    assert len({uncached, *identities}) == 3
+
+
 def test_length_grouped_sampler_is_deterministic_per_epoch():
     lengths = np.arange(100) * 7 % 31
     sampler = pdata.LengthGroupedBatchSampler(lengths, 8, seed=3, group_batches=2)

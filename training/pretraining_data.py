@@ -21,6 +21,7 @@ import soundfile as sf
 import soxr
 import torch
 from datasets.distributed import split_dataset_by_node
+from huggingface_hub import try_to_load_from_cache
 from transformers import AutoModel, AutoTokenizer
 
 SAMPLING_RATE = 16000
@@ -32,6 +33,10 @@ TEXT_NORMALIZATION = "LibriSpeech transcripts (uppercase, no punctuation) lowerc
 STREAM_SHUFFLE_BUFFER = 1000
 BUCKET_BATCHES = 64
 STREAM_STATISTICS_SAMPLES = 1024
+# Version of the computation of teacher targets (tokenisation, truncation, pooling): part of the targets' cache
+# fingerprint. Bump it whenever `TeacherEncoder` changes what it returns, so that cached targets are recomputed.
+TARGETS_VERSION = 1
+TEACHER_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model")  # what decides the teacher's outputs
 
 
 def default_corpus_dir() -> Path:
@@ -217,14 +222,26 @@ def filter_utterances(dataset, min_duration: float, max_duration: float, crop_se
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _cached_snapshot(repo_id: str) -> Path | None:
+    """The snapshot folder (named by its commit hash) of a Hub id already in the local cache, found without the network;
+    `None` when it is not cached or `repo_id` is not a Hub id."""
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # not a valid repo id
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
 def _teacher_identity(teacher: str) -> str:
-    """A fingerprint of the teacher: its name and, for a folder, the hash of its config and weight file sizes."""
-    path = Path(teacher)
+    """A fingerprint of the teacher: its name and, for a folder (or a Hub id's cached snapshot, whose path holds the
+    commit hash), its configuration files' text and its weight and vocabulary files' sizes and modification times, so
+    a retrained teacher saved under the same name gets new targets. A Hub id not in the cache is fingerprinted by name."""
+    folder = Path(teacher) if Path(teacher).is_dir() else _cached_snapshot(teacher)
     parts = [teacher]
-    if path.is_dir():
-        for name in sorted(p.name for p in path.iterdir() if p.suffix in (".json", ".safetensors", ".bin", ".txt")):
-            item = path / name
-            parts.append(item.read_text() if item.suffix == ".json" else f"{name}:{item.stat().st_size}")
+    if folder is not None:
+        files = sorted(p for p in folder.iterdir() if p.suffix in TEACHER_FILE_SUFFIXES)
+        parts += [str(folder.resolve())] + [p.read_text() for p in files if p.suffix == ".json"]
+        parts.append(files_signature((p for p in files if p.suffix != ".json"), root=folder))
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()
 
 
@@ -254,7 +271,7 @@ def add_teacher_targets(dataset: datasets.Dataset, teacher: str, batch_size: int
     the cache fingerprint depends on the dataset, the teacher's identity and the text normalisation, so a second run
     with the same inputs loads the cache and never runs the teacher."""
     fingerprint = hashlib.sha1(
-        f"{dataset._fingerprint}|{_teacher_identity(teacher)}|{TEXT_NORMALIZATION}".encode()
+        f"{dataset._fingerprint}|{_teacher_identity(teacher)}|{TEXT_NORMALIZATION}|{TARGETS_VERSION}".encode()
     ).hexdigest()
     encoder = None
 
