@@ -13,6 +13,7 @@ import datasets
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from transformers import AutoModel
 
 from modeling_wav2sem import Wav2SemModel
@@ -173,6 +174,17 @@ def test_a_hub_teacher_is_identified_by_its_cached_snapshot(tmp_path, monkeypatc
         (repo / "refs" / "main").write_text(commit)
         identities.append(pdata._teacher_identity("org/teacher"))
     assert len({uncached, *identities}) == 3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_teacher_on_the_accelerator_gives_the_cpu_targets():
+    texts = ["the sheep slept", "a ship sailed across the sea"]
+    teacher = str(pdata.default_teacher_dir())
+    on_gpu = pdata.TeacherEncoder(teacher, device="cuda")
+    assert next(on_gpu.model.parameters()).device.type == "cuda"
+    expected, got = pdata.TeacherEncoder(teacher)(texts), on_gpu(texts)
+    for key in ("target_cls", "target_mean"):
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-4)
 
 
 def test_length_grouped_sampler_is_deterministic_per_epoch():

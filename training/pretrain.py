@@ -290,7 +290,7 @@ def main(argv=None):
 
     # ---- data and teacher targets (computed once, cached on disk; the other processes wait and reuse the cache) ----
     with accelerator.main_process_first():
-        bundle = data_lib.build_pretraining_data(args, seed=args.seed)
+        bundle = data_lib.build_pretraining_data(args, seed=args.seed, device=accelerator.device)
     eval_dataset, train_eval_dataset = bundle.eval, bundle.train_sample
     say(f"Data: {bundle.report}")
     teacher_name = bundle.teacher_name

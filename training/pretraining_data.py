@@ -246,11 +246,13 @@ def _teacher_identity(teacher: str) -> str:
 
 
 class TeacherEncoder:
-    """Sentence targets from a text encoder: `cls` (the [CLS] vector) and `mean` (mean over real tokens)."""
+    """Sentence targets from a text encoder: `cls` (the [CLS] vector) and `mean` (mean over real tokens), computed on
+    `device` (the CPU by default; the training script passes the accelerator's device) and returned on the CPU."""
 
-    def __init__(self, teacher: str, batch_size: int = 64):
+    def __init__(self, teacher: str, batch_size: int = 64, device: str | torch.device = "cpu"):
         self.tokenizer = AutoTokenizer.from_pretrained(teacher)
-        self.model = AutoModel.from_pretrained(teacher).eval()
+        self.device = torch.device(device)
+        self.model = AutoModel.from_pretrained(teacher).to(self.device).eval()
         self.batch_size = batch_size
         self.calls = 0
 
@@ -258,18 +260,22 @@ class TeacherEncoder:
     def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
         self.calls += 1
         tokens = self.tokenizer([t.lower() for t in texts], padding=True, truncation=True, return_tensors="pt")
+        tokens = tokens.to(self.device)
         hidden = self.model(**tokens).last_hidden_state.float()
         mask = tokens["attention_mask"].unsqueeze(-1).float()
         return {
-            "target_cls": hidden[:, 0].numpy(),
-            "target_mean": ((hidden * mask).sum(1) / mask.sum(1)).numpy(),
+            "target_cls": hidden[:, 0].cpu().numpy(),
+            "target_mean": ((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy(),
         }
 
 
-def add_teacher_targets(dataset: datasets.Dataset, teacher: str, batch_size: int = 64) -> datasets.Dataset:
-    """Add `target_cls` and `target_mean` columns, computed once in batches under inference mode and cached on disk:
-    the cache fingerprint depends on the dataset, the teacher's identity and the text normalisation, so a second run
-    with the same inputs loads the cache and never runs the teacher."""
+def add_teacher_targets(
+    dataset: datasets.Dataset, teacher: str, batch_size: int = 64, device: str | torch.device = "cpu"
+) -> datasets.Dataset:
+    """Add `target_cls` and `target_mean` columns, computed once in batches of `batch_size` under inference mode on
+    `device` and cached on disk: the cache fingerprint depends on the dataset, the teacher's identity, the text
+    normalisation and `TARGETS_VERSION`, so a second run with the same inputs loads the cache and never runs the
+    teacher."""
     fingerprint = hashlib.sha1(
         f"{dataset._fingerprint}|{_teacher_identity(teacher)}|{TEXT_NORMALIZATION}|{TARGETS_VERSION}".encode()
     ).hexdigest()
@@ -278,7 +284,7 @@ def add_teacher_targets(dataset: datasets.Dataset, teacher: str, batch_size: int
     def encode(texts):
         nonlocal encoder
         if encoder is None:
-            encoder = TeacherEncoder(teacher, batch_size)
+            encoder = TeacherEncoder(teacher, batch_size, device)
         return encoder(texts)
 
     return dataset.map(
@@ -526,8 +532,9 @@ class PretrainingData:
         return {"splits": self.counts, "skipped": dict(skipped)}
 
 
-def build_pretraining_data(args, seed: int) -> PretrainingData:
-    """Load, filter and target the train and eval splits described by the pretraining arguments. With
+def build_pretraining_data(args, seed: int, device: str | torch.device = "cpu") -> PretrainingData:
+    """Load, filter and target the train and eval splits described by the pretraining arguments, running the teacher
+    on `device`. With
     `args.streaming` the train split stays a `TrainStream` (filtered and targeted as it is read; its counts are added
     to `counts` by the training script at the end) and the eval split is read once through a stream."""
     target_column = "target_cls" if args.variant == "c" else "target_mean"
@@ -540,7 +547,7 @@ def build_pretraining_data(args, seed: int) -> PretrainingData:
             )
         stream = load_hub(args.dataset_name, args.dataset_config, args.train_split, args.cache_dir, streaming=True)
         train = TrainStream(
-            stream.shuffle(seed=seed, buffer_size=STREAM_SHUFFLE_BUFFER), TeacherEncoder(teacher),
+            stream.shuffle(seed=seed, buffer_size=STREAM_SHUFFLE_BUFFER), TeacherEncoder(teacher, device=device),
             args.min_duration, args.max_duration, args.crop_seconds,
         )
         evaluation = load_hub_via_stream(args.dataset_name, args.dataset_config, args.eval_split, args.cache_dir)
@@ -577,8 +584,8 @@ def build_pretraining_data(args, seed: int) -> PretrainingData:
     if args.streaming:
         sample, targets = train.head(args.train_eval_samples, target_column)
     else:
-        train = add_teacher_targets(train, teacher)
-    evaluation = add_teacher_targets(evaluation, teacher)
+        train = add_teacher_targets(train, teacher, device=device)
+    evaluation = add_teacher_targets(evaluation, teacher, device=device)
     if args.max_eval_samples:
         evaluation = evaluation.select(range(min(args.max_eval_samples, len(evaluation))))
     if not args.streaming:
