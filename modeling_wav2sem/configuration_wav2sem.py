@@ -207,6 +207,12 @@ class Wav2SemFusedConfig(PreTrainedConfig):
     fusion_init: str = "zeros"
 
     def __post_init__(self, **kwargs):
+        derived = sorted(set(kwargs) & {"hidden_size", "num_hidden_layers"})
+        if derived:
+            raise ValueError(
+                f"{', '.join(derived)} of a Wav2SemFusedConfig come from its sub-configs: set them in `audio_config` "
+                "(the backbone), or set `output_dim` for the fused width."
+            )
         super().__post_init__(**kwargs)
         self.validate_architecture()
 

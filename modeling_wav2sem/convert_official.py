@@ -31,7 +31,6 @@ import re
 from collections.abc import Mapping
 
 import torch
-from transformers import Wav2Vec2FeatureExtractor
 
 from .configuration_wav2sem import WAV2SEM_PRESETS, Wav2SemConfig
 from .modeling_wav2sem import Wav2SemModel
@@ -229,14 +228,7 @@ def load_official_checkpoint(path: str, preset: str = "paper", **config_override
 
 def save_converted(model: Wav2SemModel, output_dir: str) -> None:
     """Write the model (safetensors, config with `auto_map`, code) and its feature extractor to `output_dir`."""
-    model.save_pretrained(output_dir)
-    Wav2Vec2FeatureExtractor(
-        feature_size=1,
-        sampling_rate=model.config.sampling_rate,
-        padding_value=0.0,
-        do_normalize=True,
-        return_attention_mask=True,
-    ).save_pretrained(output_dir)
+    model.save_pretrained(output_dir)  # also writes the feature extractor (16 kHz, normalised, attention mask)
 
 
 def main(argv=None):

@@ -10,13 +10,14 @@ Shapes: B batch, L samples, T conv frames, N encoder frames (N == T), H hidden s
 """
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from transformers import AutoFeatureExtractor, AutoModel, PreTrainedModel
+from transformers import AutoFeatureExtractor, AutoModel, PreTrainedConfig, PreTrainedModel, Wav2Vec2FeatureExtractor
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -108,8 +109,12 @@ def validate_audio_inputs(
             f"input_values must have shape (batch, samples), got {tuple(input_values.shape)}; "
             "for a single utterance pass input_values[None]."
         )
+    if input_values.shape[0] == 0:
+        raise ValueError("input_values is an empty batch (0 utterances).")
     if input_values.shape[1] == 0:
         raise ValueError("input_values is empty (0 samples).")
+    if attention_mask is not None and not torch.is_tensor(attention_mask):
+        raise ValueError(f"attention_mask must be a torch.Tensor of shape (batch, samples), got {type(attention_mask)}.")
     if not input_values.is_floating_point():
         raise ValueError(f"input_values must be floating point audio, got dtype {input_values.dtype}.")
     if torch.compiler.is_compiling():
@@ -548,7 +553,36 @@ class Wav2SemEncoder(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-class Wav2SemPreTrainedModel(PreTrainedModel):
+FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"
+
+
+def normalizing_feature_extractor(sampling_rate: int, return_attention_mask: bool = True) -> Wav2Vec2FeatureExtractor:
+    """The feature extractor Wav2Sem is trained with: mono audio at `sampling_rate`, zero mean and unit variance per
+    utterance, zero padding."""
+    return Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=sampling_rate,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=return_attention_mask,
+    )
+
+
+class SavesFeatureExtractorMixin:
+    """`save_pretrained` also writes the model's feature extractor (`preprocessor_config.json`) unless the folder has
+    one already, so every checkpoint loads with `AutoFeatureExtractor` as well as `AutoModel`."""
+
+    def build_feature_extractor(self) -> Wav2Vec2FeatureExtractor:
+        """The feature extractor that prepares this model's `input_values`."""
+        raise NotImplementedError
+
+    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
+        super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
+        if is_main_process and not os.path.isfile(os.path.join(save_directory, FEATURE_EXTRACTOR_FILE)):
+            self.build_feature_extractor().save_pretrained(save_directory)
+
+
+class Wav2SemPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
     """Weight initialisation, the conv length arithmetic and the Hub plumbing shared by the Wav2Sem models."""
 
     config: Wav2SemConfig
@@ -642,6 +676,10 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
         self.register_buffer("target_scale", torch.ones(config.text_embed_dim))
         self.post_init()
 
+    def build_feature_extractor(self) -> Wav2Vec2FeatureExtractor:
+        """Per-utterance normalisation at the config's sampling rate, with attention masks (batches are masked)."""
+        return normalizing_feature_extractor(self.config.sampling_rate)
+
     def freeze_feature_encoder(self):
         """Stop gradients to the conv feature encoder."""
         for param in self.feature_extractor.parameters():
@@ -668,8 +706,8 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         return_dict: bool | None = None,
     ) -> Wav2SemModelOutput | tuple:
         r"""
@@ -684,7 +722,7 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
         )
 
         lengths = validate_audio_inputs(input_values, attention_mask, self.config.receptive_field)
-        features = self.feature_extractor(input_values, lengths).transpose(1, 2)
+        features = self.feature_extractor(input_values.to(self.dtype), lengths).transpose(1, 2)
         frame_mask = None
         if lengths is not None:
             frame_mask = lengths_to_mask(self._get_feat_extract_output_lengths(lengths), features.shape[1])
@@ -708,7 +746,7 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
-class Wav2SemFusedEncoder(PreTrainedModel):
+class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
     r"""
     A speech backbone (HuBERT, Wav2Vec2, WavLM, Data2VecAudio, ... built with `AutoModel`) fused with a frozen
     Wav2Sem: for every frame, `F_d = FC2(FC1(F_s) + F_p)`, with F_p the backbone's last hidden state `(B, N, C_p)`
@@ -734,7 +772,6 @@ class Wav2SemFusedEncoder(PreTrainedModel):
     input_modalities = "audio"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
-    _supports_flash_attn = True
 
     def __init__(
         self,
@@ -758,7 +795,11 @@ class Wav2SemFusedEncoder(PreTrainedModel):
         self.fc2 = nn.Linear(backbone_size, config.output_dim) if config.output_dim else nn.Identity()
         self.wav2sem.requires_grad_(False)
         self.wav2sem.eval()
+        # The backbone's own feature extractor when known (see `build_feature_extractor`); not a module.
+        self.backbone_feature_extractor: Wav2Vec2FeatureExtractor | None = None
         self.post_init()
+        self.fc1.to(self.backbone.dtype)  # a backbone passed in, e.g. loaded in bf16, sets the dtype
+        self.fc2.to(self.backbone.dtype)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
@@ -772,13 +813,24 @@ class Wav2SemFusedEncoder(PreTrainedModel):
             super()._init_weights(module)
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs) -> "Wav2SemFusedEncoder":
-        """As `PreTrainedModel.from_pretrained`, then the Wav2Sem module is frozen again (loading resets flags)."""
-        loaded = super().from_pretrained(*args, **kwargs)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> "Wav2SemFusedEncoder":
+        """As `PreTrainedModel.from_pretrained`, then the Wav2Sem module is frozen again (loading resets flags), and
+        the checkpoint's feature extractor is kept so `save_pretrained` writes it again."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) with output_loading_info
         model.wav2sem.requires_grad_(False)
         model.wav2sem.eval()
+        model.backbone_feature_extractor = _load_feature_extractor(pretrained_model_name_or_path, kwargs)
         return loaded
+
+    def build_feature_extractor(self) -> Wav2Vec2FeatureExtractor:
+        """The backbone's feature extractor when it came with one (the input is the backbone's; Wav2Sem normalises
+        its own copy), else per-utterance normalisation, with attention masks for layer-norm backbones as
+        transformers' checkpoints do."""
+        if self.backbone_feature_extractor is not None:
+            return self.backbone_feature_extractor
+        layer_norm = getattr(self.config.audio_config, "feat_extract_norm", "group") == "layer"
+        return normalizing_feature_extractor(self.config.wav2sem_config.sampling_rate, return_attention_mask=layer_norm)
 
     def train(self, mode: bool = True):
         """Train the backbone and the fusion layers; the Wav2Sem module stays in eval mode (no dropout, LayerDrop)."""
@@ -802,34 +854,40 @@ class Wav2SemFusedEncoder(PreTrainedModel):
     @classmethod
     def from_backbone_and_wav2sem(
         cls,
-        backbone_name_or_path: str,
-        wav2sem_name_or_path: str,
+        backbone: "str | os.PathLike | PreTrainedModel",
+        wav2sem: "str | os.PathLike | Wav2SemModel",
         output_dim: int | None = None,
         fusion_init: str = "zeros",
         **kwargs,
     ) -> "Wav2SemFusedEncoder":
-        """Build a fused encoder from a backbone checkpoint and a Wav2Sem checkpoint (local folders or Hub ids).
+        """Build a fused encoder from a backbone and a Wav2Sem: checkpoints (local folders or Hub ids) or models.
 
-        `kwargs` go to both `from_pretrained` calls (e.g. `revision`, `token`, `dtype`). Sampling and frame rates of
-        the two must agree (checked on their configs and feature extractors). FC1 (and FC2) are new.
+        `kwargs` go to the `from_pretrained` calls (e.g. `revision`, `token`, `dtype`). Sampling and frame rates of
+        the two must agree (checked on their configs, and on the feature extractors of checkpoints that have one).
+        The backbone checkpoint's feature extractor is kept and saved with the fused model. FC1 (and FC2) are new.
         """
-        backbone = AutoModel.from_pretrained(backbone_name_or_path, **kwargs)
-        wav2sem = Wav2SemModel.from_pretrained(wav2sem_name_or_path, **kwargs)
-        _check_feature_extractor_rates(backbone_name_or_path, wav2sem.config, kwargs)
+        backbone_model = _as_model(backbone, AutoModel, "backbone", kwargs)
+        wav2sem_model = _as_model(wav2sem, Wav2SemModel, "wav2sem", kwargs)
+        wav2sem_extractor = None if isinstance(wav2sem, PreTrainedModel) else _load_feature_extractor(wav2sem, kwargs)
+        backbone_extractor = None if isinstance(backbone, PreTrainedModel) else _load_feature_extractor(backbone, kwargs)
+        for name, extractor in (("backbone", backbone_extractor), ("Wav2Sem", wav2sem_extractor)):
+            _check_sampling_rate(extractor, name, wav2sem_model.config)
         config = cls.config_class(
-            audio_config=backbone.config,
-            wav2sem_config=wav2sem.config,
+            audio_config=backbone_model.config,
+            wav2sem_config=wav2sem_model.config,
             output_dim=output_dim,
             fusion_init=fusion_init,
         )
-        return cls(config, backbone=backbone, wav2sem=wav2sem)
+        model = cls(config, backbone=backbone_model, wav2sem=wav2sem_model)
+        model.backbone_feature_extractor = backbone_extractor
+        return model
 
     def forward(
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         return_dict: bool | None = None,
     ) -> Wav2SemFusedEncoderOutput | tuple:
         r"""
@@ -845,7 +903,7 @@ class Wav2SemFusedEncoder(PreTrainedModel):
 
         lengths = validate_audio_inputs(input_values, attention_mask, self.config.wav2sem_config.receptive_field)
         backbone_outputs = self.backbone(
-            input_values,
+            input_values.to(self.backbone.dtype),
             attention_mask=attention_mask,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
@@ -853,7 +911,7 @@ class Wav2SemFusedEncoder(PreTrainedModel):
         )
         with torch.no_grad():
             wav2sem_mask = None if lengths is None else attention_mask
-            normalized = normalize_audio(input_values, lengths).to(input_values.dtype)
+            normalized = normalize_audio(input_values, lengths)
             semantic = self.wav2sem(normalized, attention_mask=wav2sem_mask).semantic_embeds
         frame_features = backbone_outputs.last_hidden_state
         fused = self.fc2(self.fc1(semantic.to(frame_features.dtype)).unsqueeze(1) + frame_features)
@@ -883,17 +941,43 @@ def _check_rates(audio_config, wav2sem_config: Wav2SemConfig):
         )
 
 
-def _check_feature_extractor_rates(backbone_name_or_path: str, wav2sem_config: Wav2SemConfig, kwargs: dict):
-    """Raise if the backbone's feature extractor expects another sampling rate than Wav2Sem."""
+def _as_model(model_or_path, model_class, name: str, kwargs: dict) -> PreTrainedModel:
+    """A model given as such, or loaded with `model_class.from_pretrained` from a folder or Hub id; a concrete
+    `model_class` only accepts checkpoints (and models) of its own `model_type`."""
+    if not isinstance(model_or_path, (str, os.PathLike, PreTrainedModel)):
+        raise ValueError(
+            f"{name} must be a checkpoint folder, a Hub id or a PreTrainedModel, got {type(model_or_path).__name__}."
+        )
+    expected = getattr(getattr(model_class, "config_class", None), "model_type", None)
+    if isinstance(model_or_path, PreTrainedModel):
+        found = model_or_path.config.model_type
+    elif expected:
+        hub_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
+        found = PreTrainedConfig.get_config_dict(model_or_path, **hub_kwargs)[0].get("model_type")
+    if expected and found != expected:
+        raise ValueError(f"{name} must be a {expected!r} model or checkpoint, got model_type {found!r}.")
+    if isinstance(model_or_path, PreTrainedModel):
+        return model_or_path
+    return model_class.from_pretrained(model_or_path, **kwargs)
+
+
+def _load_feature_extractor(name_or_path, kwargs: dict) -> Wav2Vec2FeatureExtractor | None:
+    """The feature extractor saved with a checkpoint, or `None` when it has none."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        return None
     hub_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
     try:
-        extractor = AutoFeatureExtractor.from_pretrained(backbone_name_or_path, **hub_kwargs)
+        return AutoFeatureExtractor.from_pretrained(name_or_path, **hub_kwargs)
     except (OSError, ValueError):
-        return  # the backbone ships no feature extractor: nothing to compare
+        return None
+
+
+def _check_sampling_rate(extractor, name: str, wav2sem_config: Wav2SemConfig):
+    """Raise if a feature extractor expects another sampling rate than the Wav2Sem config."""
     rate = getattr(extractor, "sampling_rate", None)
     if rate is not None and rate != wav2sem_config.sampling_rate:
         raise ValueError(
-            f"Sampling rates differ: the backbone's feature extractor expects {rate} Hz, Wav2Sem "
+            f"Sampling rates differ: the {name} feature extractor expects {rate} Hz, the Wav2Sem config "
             f"{wav2sem_config.sampling_rate} Hz."
         )
 

@@ -66,8 +66,7 @@ def tiny_wav2sem(**overrides):
 @pytest.fixture(scope="module")
 def wav2sem_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wav2sem")
-    tiny_wav2sem(text_embed_dim=24).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(folder)
+    tiny_wav2sem(text_embed_dim=24).save_pretrained(folder)  # writes preprocessor_config.json itself
     return str(folder)
 
 
@@ -179,16 +178,21 @@ def test_target_statistics_are_folded_in():
 def test_gradient_checkpointing_gives_same_gradients():
     model = tiny_wav2sem(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0)
     values, mask = padded_batch((5000, 3000))
+    feed_forward_calls = []
+    model.encoder.layers[0].feed_forward.register_forward_hook(lambda *_: feed_forward_calls.append(1))
 
     def grads():
+        feed_forward_calls.clear()
         model.zero_grad()
         model(values, attention_mask=mask).semantic_embeds.square().sum().backward()
         return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     model.train()
     reference = grads()
+    assert len(feed_forward_calls) == 1
     model.activation_checkpointing_enable()
     checkpointed = grads()
+    assert len(feed_forward_calls) == 2  # the layer really is recomputed in the backward pass
     assert reference.keys() == checkpointed.keys() and len(reference) > 10
     for name in reference:
         torch.testing.assert_close(checkpointed[name], reference[name], atol=1e-6, rtol=1e-5)
@@ -198,6 +202,8 @@ def test_gradient_checkpointing_gives_same_gradients():
     ("values", "mask", "message"),
     [
         (torch.zeros(1, 0), None, "empty"),
+        (torch.zeros(0, 1000), None, "empty batch"),
+        (torch.zeros(1, 1000), [[1] * 1000], "attention_mask must be a torch.Tensor"),
         (torch.zeros(1, 399), None, "too short"),
         (torch.zeros(2, 1000, 2), None, "mono"),
         (torch.zeros(1000), None, "batch, samples"),
@@ -207,7 +213,7 @@ def test_gradient_checkpointing_gives_same_gradients():
         (torch.zeros(2, 1000), torch.cat([torch.ones(2, 500), torch.zeros(2, 500)], 1).long()[:, [*range(500, 1000), *range(500)]], "right-padded"),
         (torch.zeros(2, 1000), torch.cat([torch.ones(1, 1000), torch.cat([torch.ones(1, 300), torch.zeros(1, 700)], 1)]).long(), "too short"),
     ],
-    ids=["empty", "short", "stereo", "1-d", "nan", "inf", "mask-shape", "left-padded", "short-in-batch"],
+    ids=["empty", "empty-batch", "list-mask", "short", "stereo", "1-d", "nan", "inf", "mask-shape", "left-padded", "short-in-batch"],
 )
 def test_bad_input_gives_clear_value_error(values, mask, message):
     with pytest.raises(ValueError, match=message):
@@ -389,7 +395,6 @@ def test_default_fused_config_and_rate_mismatches(wav2sem_dir, tmp_path):
     config = Wav2SemFusedConfig()
     assert config.audio_config.model_type == "hubert" and config.wav2sem_config.model_type == "wav2sem"
     with pytest.raises(ValueError, match="Frame rates differ"):
-        Wav2SemFusedConfig  # noqa: B018
         Wav2SemFusedEncoder(
             Wav2SemFusedConfig(
                 audio_config=HubertConfig(**{**TINY_BACKBONE, "conv_stride": (5, 2, 2, 2, 2, 2, 1)}),
@@ -408,6 +413,65 @@ def test_fused_rejects_bad_input(wav2sem_dir, tmp_path):
         fused(torch.zeros(1, 2, 4000))
     with pytest.raises(ValueError, match="too short"):
         fused(torch.zeros(1, 100))
+
+
+def test_fused_checkpoint_keeps_the_backbones_feature_extractor(wav2sem_dir, tmp_path):
+    """A HuBERT-base-style backbone takes raw audio (do_normalize=False): the fused checkpoint must say so, also after
+    a from_pretrained -> save_pretrained cycle; a backbone without one gets a normalising default."""
+    backbone_dir = save_backbone(tmp_path / "backbone", "hubert")
+    Wav2Vec2FeatureExtractor(do_normalize=False, return_attention_mask=False).save_pretrained(backbone_dir)
+    Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir).save_pretrained(tmp_path / "fused")
+    Wav2SemFusedEncoder.from_pretrained(tmp_path / "fused").save_pretrained(tmp_path / "again")
+    for folder in ("fused", "again"):
+        extractor = AutoFeatureExtractor.from_pretrained(tmp_path / folder)
+        assert (extractor.do_normalize, extractor.return_attention_mask) == (False, False)
+
+    bare = AutoModel.from_config(HubertConfig(**TINY_BACKBONE))  # a model, not a checkpoint: no extractor
+    Wav2SemFusedEncoder.from_backbone_and_wav2sem(bare, wav2sem_dir).save_pretrained(tmp_path / "bare")
+    extractor = AutoFeatureExtractor.from_pretrained(tmp_path / "bare")
+    assert extractor.do_normalize and extractor.sampling_rate == 16000
+
+
+def test_fused_from_models_and_dtype(wav2sem_dir, tmp_path):
+    backbone_dir = save_backbone(tmp_path, "hubert")
+    values, _ = padded_batch((4000,))
+    from_models = Wav2SemFusedEncoder.from_backbone_and_wav2sem(
+        AutoModel.from_pretrained(backbone_dir), Wav2SemModel.from_pretrained(wav2sem_dir), fusion_init="normal"
+    ).eval()
+    assert from_models(values).last_hidden_state.shape == (1, 12, 32)
+    with pytest.raises(ValueError, match="checkpoint folder, a Hub id or a PreTrainedModel"):
+        Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, 42)
+    with pytest.raises(ValueError, match="must be a .wav2sem. model or checkpoint, got model_type .hubert."):
+        Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, backbone_dir)
+
+    bf16 = Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir, dtype=torch.bfloat16).eval()
+    assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16}
+    with torch.no_grad():  # fp32 audio into a bf16 model is cast, not an error
+        out = bf16(values)
+    assert out.last_hidden_state.dtype == torch.bfloat16 and out.last_hidden_state.shape == (1, 12, 32)
+
+
+def test_wav2sem_casts_input_to_its_dtype():
+    model = tiny_wav2sem()
+    values, _ = padded_batch((4000,))
+    with torch.no_grad():
+        torch.testing.assert_close(model(values.double()).semantic_embeds, model(values).semantic_embeds)
+
+
+def test_forward_positional_order_and_fused_config_errors():
+    """forward(input_values, attention_mask, output_hidden_states, output_attentions, return_dict), as documented."""
+    out = tiny_wav2sem()(torch.randn(1, 4000), None, True, False, True)
+    assert out.hidden_states is not None and out.attentions is None
+    with pytest.raises(ValueError, match="sub-configs"):
+        Wav2SemFusedConfig(hidden_size=64)
+
+
+def test_fused_rejects_a_wav2sem_checkpoint_at_another_sampling_rate(tmp_path):
+    folder = tmp_path / "wav2sem-8k"
+    tiny_wav2sem().save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=8000).save_pretrained(folder)  # overwrites the 16 kHz one
+    with pytest.raises(ValueError, match="the Wav2Sem feature extractor expects 8000 Hz"):
+        Wav2SemFusedEncoder.from_backbone_and_wav2sem(save_backbone(tmp_path / "b", "hubert"), folder)
 
 
 @pytest.mark.parametrize("conv_bias", [False, True])
