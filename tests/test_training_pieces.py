@@ -122,6 +122,24 @@ def test_push_without_token_or_network_is_one_clear_error(tmp_path):
     assert (tmp_path / "model.safetensors").read_bytes() == b"weights"
 
 
+@pytest.mark.parametrize(
+    "argv, steps, epochs",
+    [
+        ([], 360, None),  # the fast recipe's budget
+        (["--num_train_epochs", "3"], None, 3),
+        (["--max_train_steps", "5"], 5, None),
+        (["--recipe", "paper"], None, 200),
+        (["--recipe", "paper", "--max_train_steps", "5"], 5, None),
+    ],
+)
+def test_recipe_step_budget_applies_only_without_an_explicit_one(argv, steps, epochs):
+    from training.pretrain import parse_args
+
+    args = parse_args(argv)
+    assert (args.max_train_steps, args.num_train_epochs) == (steps, epochs)
+    assert args.learning_rate is not None  # the rest of the recipe still fills in
+
+
 @pytest.mark.parametrize("bf16_seconds, cpu, expected", [(0.5, True, "bf16"), (2.0, True, "no"), (2.0, False, "bf16")])
 def test_default_precision_is_bf16_only_where_it_is_fast(bf16_seconds, cpu, expected, monkeypatch):
     from training import pretrain

@@ -53,6 +53,13 @@ RECIPES = {
     ),
 }
 
+# The step budget: a recipe's applies only when the user gives neither field (the unset one then stays unset).
+STEP_BUDGET_FIELDS = ("max_train_steps", "num_train_epochs")
+RECIPE_BUDGETS = ", ".join(
+    f"{name}: {r['max_train_steps']} steps" if r["max_train_steps"] else f"{name}: {r['num_train_epochs']} epochs"
+    for name, r in RECIPES.items()
+)
+
 
 @dataclasses.dataclass
 class PretrainArguments:
@@ -94,7 +101,7 @@ class PretrainArguments:
     )
     infonce_weight: float = dataclasses.field(default=0.0, metadata={"help": "weight of an in-batch InfoNCE term"})
     infonce_temperature: float = 0.07
-    # Optimisation (a recipe fills the fields left unset).
+    # Optimisation (a recipe fills the fields left unset; its step budget only when neither budget field is given).
     recipe: str = dataclasses.field(default="fast", metadata={"help": "fast (CPU-friendly) or paper (the official)"})
     learning_rate: float | None = None
     weight_decay: float | None = None
@@ -103,8 +110,16 @@ class PretrainArguments:
     lr_step_gamma: float | None = None
     warmup_ratio: float | None = None
     max_grad_norm: float | None = None
-    num_train_epochs: int | None = None
-    max_train_steps: int | None = None
+    num_train_epochs: int | None = dataclasses.field(
+        default=None,
+        metadata={"help": "epochs to train (--max_train_steps wins when both are given); with neither, the "
+                  f"recipe's budget applies ({RECIPE_BUDGETS})"},
+    )
+    max_train_steps: int | None = dataclasses.field(
+        default=None,
+        metadata={"help": "optimisation steps to train; with neither this nor --num_train_epochs, the recipe's "
+                  f"budget applies ({RECIPE_BUDGETS})"},
+    )
     per_device_train_batch_size: int | None = None
     per_device_eval_batch_size: int = 16
     gradient_accumulation_steps: int = 1
@@ -145,7 +160,7 @@ class PretrainArguments:
                 "--streaming needs --max_train_steps: a stream has no length, so neither the number of steps in an "
                 "epoch nor the LR schedule's horizon can be derived from it."
             )
-        for name, value in RECIPES[self.recipe].items():
+        for name, value in self.recipe_defaults().items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         if self.output_dir is None:
@@ -159,6 +174,15 @@ class PretrainArguments:
                 "--lr_scheduler_type step counts epochs, which a stream does not know in advance; with --streaming use "
                 "a schedule in steps (e.g. --lr_scheduler_type constant, cosine or linear)."
             )
+
+
+    def recipe_defaults(self) -> dict:
+        """The recipe's settings, without its step budget when the user gave one (either field of it)."""
+        defaults = dict(RECIPES[self.recipe])
+        if any(getattr(self, name) is not None for name in STEP_BUDGET_FIELDS):
+            for name in STEP_BUDGET_FIELDS:
+                defaults.pop(name)
+        return defaults
 
 
 def parse_args(argv=None) -> PretrainArguments:
