@@ -122,6 +122,18 @@ def test_push_without_token_or_network_is_one_clear_error(tmp_path):
     assert (tmp_path / "model.safetensors").read_bytes() == b"weights"
 
 
+def test_push_without_token_fails_before_any_work(monkeypatch):
+    from training import pretrain
+
+    monkeypatch.setattr(hub, "get_token", lambda: None)
+    monkeypatch.setattr(pretrain.data_lib, "build_pretraining_data", mock.Mock(side_effect=AssertionError("data work")))
+    with pytest.raises(SystemExit, match="No Hugging Face token.*org/m"):
+        pretrain.main(["--push_to_hub", "--hub_model_id", "org/m", "--report_to", "none", "--mixed_precision", "no"])
+    with pytest.raises(ValueError, match="--push_to_hub needs --hub_model_id"):
+        pretrain.parse_args(["--push_to_hub", "--hub_token", "hf_test"])
+    pretrain.check_hub_push(pretrain.parse_args(["--push_to_hub", "--hub_model_id", "org/m", "--hub_token", "hf_x"]))
+
+
 @pytest.mark.parametrize(
     "argv, steps, epochs",
     [

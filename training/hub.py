@@ -22,6 +22,17 @@ class HubUploadError(RuntimeError):
     """The upload could not be done; the local folder is untouched."""
 
 
+def resolve_token(repo_id: str, token: str | None = None) -> str:
+    """`token`, else the saved login or HF_TOKEN; raises `HubUploadError` when there is none. Training scripts call it
+    at start-up with `--push_to_hub`, so a missing token fails before any data or training work."""
+    token = token or get_token()
+    if not token:
+        raise HubUploadError(
+            f"No Hugging Face token: log in with `hf auth login`, set HF_TOKEN or pass --hub_token to push to {repo_id}."
+        )
+    return token
+
+
 def push_folder_to_hub(
     folder: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = False, commit_message: str = "Upload model"
 ) -> str:
@@ -29,12 +40,10 @@ def push_folder_to_hub(
 
     Raises `HubUploadError` with one clear message when there is no token or the Hub cannot be reached.
     """
-    token = token or get_token()
-    if not token:
-        raise HubUploadError(
-            f"No Hugging Face token: log in with `hf auth login` or set HF_TOKEN to push to {repo_id}. "
-            f"The model is saved locally in {folder}."
-        )
+    try:
+        token = resolve_token(repo_id, token)
+    except HubUploadError as error:
+        raise HubUploadError(f"{error} The model is saved locally in {folder}.") from None
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)

@@ -34,7 +34,7 @@ from training import pretraining_data as data_lib
 from training.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
 from training.evaluation import alignment_metrics
 from training.runtime import keep_freed_memory
-from training.hub import HubUploadError, push_folder_to_hub, write_model_card
+from training.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
 from training.objectives import semantic_loss, target_statistics
 
 VARIANT_TARGETS = {"c": "cls", "m": "mean"}
@@ -284,8 +284,19 @@ def format_metrics(name: str, metrics: dict) -> str:
     )
 
 
+def check_hub_push(args: PretrainArguments):
+    """With `--push_to_hub`, fail at start-up, before any data or training work, when no token is available (the
+    `--hub_model_id` is checked when the arguments are parsed)."""
+    if args.push_to_hub:
+        try:
+            resolve_token(args.hub_model_id, args.hub_token)
+        except HubUploadError as error:
+            raise SystemExit(f"error: {error}") from None
+
+
 def main(argv=None):
     args = parse_args(argv)
+    check_hub_push(args)
     if args.keep_freed_memory:
         keep_freed_memory()
     output_dir = Path(args.output_dir)
