@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import datasets
 import numpy as np
@@ -220,6 +221,24 @@ def test_pretraining_script_end_to_end(tmp_path):
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
     evals = [r for r in records if "eval/r@1" in r]
     assert len(evals) == 2 and "eval/mean_target_l1" in evals[0] and "train_sample/chance_r@1" in evals[0]
+
+
+def test_hub_token_is_never_written_or_uploaded(tmp_path):
+    from huggingface_hub.utils import filter_repo_objects
+
+    from training import hub
+
+    output = tmp_path / "pushed"
+    push = ["--push_to_hub", "--hub_model_id", "org/m", "--hub_token", "hf_SECRET", "--report_to", "tensorboard"]
+    with mock.patch.object(hub, "HfApi") as api_class:
+        pretrain_main(run_args(tmp_path, output, "--max_train_steps", "2", "--checkpointing_steps", "2", *push))
+    files = [p for p in output.rglob("*") if p.is_file()]
+    assert any(p.relative_to(output).parts[0] == "wav2sem-pretrain" for p in files)  # TensorBoard wrote its logs
+    assert [p for p in files if b"hf_SECRET" in p.read_bytes()] == []
+    ignore = api_class.return_value.upload_folder.call_args.kwargs["ignore_patterns"]
+    uploaded = set(filter_repo_objects([str(p.relative_to(output)) for p in files], ignore_patterns=ignore))
+    assert {"model.safetensors", "README.md", "training_summary.json", "metrics.jsonl"} <= uploaded
+    assert not [p for p in uploaded if p.startswith(("wav2sem-pretrain/", "checkpoints/"))]
 
 
 def losses_by_step(path: Path) -> dict[int, float]:

@@ -18,6 +18,10 @@ def write_model_card(output_dir: str | os.PathLike, template: str, card_data: Mo
     return card
 
 
+# Never uploaded: checkpoints, temporary folders and TensorBoard event files (whatever folder a tracker writes them to).
+IGNORE_PATTERNS = ["checkpoints/*", "runs/*", "*.tmp", "*tfevents*"]
+
+
 class HubUploadError(RuntimeError):
     """The upload could not be done; the local folder is untouched."""
 
@@ -34,9 +38,15 @@ def resolve_token(repo_id: str, token: str | None = None) -> str:
 
 
 def push_folder_to_hub(
-    folder: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = False, commit_message: str = "Upload model"
+    folder: str | os.PathLike,
+    repo_id: str,
+    token: str | None = None,
+    private: bool = False,
+    commit_message: str = "Upload model",
+    ignore_patterns: list[str] | None = None,
 ) -> str:
-    """Create `repo_id` if needed and upload `folder` (checkpoints and logs left out). Returns the commit URL.
+    """Create `repo_id` if needed and upload `folder`, leaving out `IGNORE_PATTERNS` (checkpoints, logs) and
+    `ignore_patterns` (e.g. a tracker's folder). Returns the commit URL.
 
     Raises `HubUploadError` with one clear message when there is no token or the Hub cannot be reached.
     """
@@ -51,7 +61,7 @@ def push_folder_to_hub(
             folder_path=str(folder),
             repo_id=repo_id,
             commit_message=commit_message,
-            ignore_patterns=["checkpoints/*", "runs/*", "*.tmp"],
+            ignore_patterns=IGNORE_PATTERNS + list(ignore_patterns or []),
         )
     except Exception as error:  # network, auth and offline-mode errors all mean the same thing to the user
         raise HubUploadError(

@@ -38,6 +38,8 @@ from training.hub import HubUploadError, push_folder_to_hub, resolve_token, writ
 from training.objectives import semantic_loss, target_statistics
 
 VARIANT_TARGETS = {"c": "cls", "m": "mean"}
+TRACKER_PROJECT = "wav2sem-pretrain"  # accelerate's trackers write to <output_dir>/<this>/: never uploaded
+SECRET_ARGS = ("hub_token",)  # never logged, saved or uploaded
 
 # Optimisation recipes, one registry. `paper`: the official script's settings (AdamW 1e-5, StepLR every 20 epochs
 # x0.5, 200 epochs, batch size 1, fp32, no warm-up, no clipping). `fast`: what trains the small preset on a CPU.
@@ -188,6 +190,11 @@ class PretrainArguments:
 def parse_args(argv=None) -> PretrainArguments:
     (args,) = HfArgumentParser(PretrainArguments).parse_args_into_dataclasses(args=argv)
     return args
+
+
+def loggable_args(args: PretrainArguments) -> dict:
+    """The arguments as a dict for trackers and `training_summary.json`, without secrets (`SECRET_ARGS`)."""
+    return {name: value for name, value in dataclasses.asdict(args).items() if name not in SECRET_ARGS}
 
 
 def matmul_seconds(dtype: torch.dtype, size: int = 768, repeats: int = 3) -> float:
@@ -372,7 +379,8 @@ def main(argv=None):
     scale = accelerator.unwrap_model(model).target_scale
 
     if args.report_to != "none":
-        accelerator.init_trackers("wav2sem-pretrain", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
+        hyperparameters = {k: v for k, v in loggable_args(args).items() if isinstance(v, (int, float, str, bool))}
+        accelerator.init_trackers(TRACKER_PROJECT, config=hyperparameters)
     metrics_log = JsonLinesLogger(output_dir / "metrics.jsonl", main_process)
 
     # ---- resume ----
@@ -484,7 +492,7 @@ def main(argv=None):
         ).save_pretrained(output_dir)
         (output_dir / "data_report.json").write_text(json.dumps(bundle.report_dict(), indent=2))
         summary = {
-            "steps": completed_steps, "train_time_s": round(train_time, 1), "args": dataclasses.asdict(args),
+            "steps": completed_steps, "train_time_s": round(train_time, 1), "args": loggable_args(args),
             "final_eval": final_results, "num_processes": accelerator.num_processes, "mixed_precision": mixed_precision,
         }
         (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -494,7 +502,10 @@ def main(argv=None):
 
     if args.push_to_hub and main_process:
         try:
-            url = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private_repo)
+            url = push_folder_to_hub(
+                output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private_repo,
+                ignore_patterns=[f"{TRACKER_PROJECT}/*"],
+            )
         except HubUploadError as error:
             raise SystemExit(f"error: {error}") from None
         say(f"Pushed to {url}")
