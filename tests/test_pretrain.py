@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from huggingface_hub import ModelCard
 from transformers import AutoModel
 
 from modeling_wav2sem import Wav2SemModel
@@ -212,9 +213,14 @@ def test_pretraining_script_end_to_end(tmp_path):
     pretrain_main(run_args(tmp_path, output, "--variant", "m", "--max_train_steps", "4", "--eval_steps", "2"))
     model = AutoModel.from_pretrained(output)
     assert isinstance(model, Wav2SemModel) and model.config.target == "mean" and model.config.text_embed_dim == 384
+    assert model.config.teacher_name_or_path == "sentence-transformers/all-MiniLM-L6-v2"  # loadable
     assert (output / "model.safetensors").is_file() and (output / "preprocessor_config.json").is_file()
     card = (output / "README.md").read_text()
-    assert "model-index" in card and "Audio-to-text R@1" in card and "lowercased" in card
+    assert "model-index" in card and "Audio-to-text R@1" in card and "lowercased" in card and "offline copy" in card
+    # Local folders are named as such, never as the Hub dataset, and no local path lands in the metadata.
+    metadata = ModelCard.load(output / "README.md").data
+    assert metadata.datasets is None and "openslr/librispeech_asr" not in card and str(tmp_path) not in card
+    assert metadata.eval_results[0].dataset_name == "local LibriSpeech-format folders: train-clean-100"
     report = json.loads((output / "data_report.json").read_text())
     assert report["splits"]["train"]["kept"] > 0
     records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]

