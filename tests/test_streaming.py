@@ -72,7 +72,7 @@ def stream_args(tmp_path: Path, output: Path, *extra: str) -> list[str]:
         "--preset", "tiny", "--dataset_name", str(hub_copy(tmp_path)), "--dataset_config", "all",
         "--train_split", TRAIN_SPLITS, "--eval_split", "validation.clean", "--streaming",
         "--max_eval_samples", "8", "--train_eval_samples", "8", "--per_device_train_batch_size", "4",
-        "--crop_seconds", "0.5", "--eval_steps", "0", "--report_to", "none", "--seed", "7",
+        "--crop_seconds", "0.5", "--eval_steps", "0", "--report_to", "none", "--seed", "7", "--mixed_precision", "no",
         "--output_dir", str(output), "--cache_dir", str(tmp_path / "cache"), *extra,
     ]
 
