@@ -224,7 +224,9 @@ def test_pretraining_script_end_to_end(tmp_path):
     report = json.loads((output / "data_report.json").read_text())
     assert report["splits"]["train"]["kept"] > 0
     records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]
+    train = [r for r in records if "loss" in r]
+    assert [r["step"] for r in train] == [1, 2, 3, 4]
+    assert "l1_standardized" in train[0] and "l1" not in train[0]  # the eval's l1 is in the teacher's space
     evals = [r for r in records if "eval/r@1" in r]
     assert len(evals) == 2 and "eval/mean_target_l1" in evals[0] and "train_sample/chance_r@1" in evals[0]
 

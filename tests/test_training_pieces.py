@@ -40,7 +40,7 @@ def test_semantic_loss_standardises_targets():
     assert semantic_loss(perfect, targets, shift, scale)["loss"] == 0
     # Plain L1 in the teacher's space when the statistics are the identity.
     plain = semantic_loss(torch.zeros(2, 2), targets, torch.zeros(2), torch.ones(2))
-    assert plain["l1"] == pytest.approx(targets.abs().mean().item())
+    assert plain["l1_standardized"] == pytest.approx(targets.abs().mean().item())
 
 
 def test_infonce_prefers_matching_pairs():

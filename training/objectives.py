@@ -35,11 +35,13 @@ def semantic_loss(
         infonce_weight: weight of the contrastive term (0 disables it).
 
     Returns:
-        `{"loss", "l1"}` and `"infonce"` when enabled; all scalars.
+        `{"loss", "l1_standardized"}` and `"infonce"` when enabled; all scalars. `l1_standardized` is measured in the
+        standardised space (the teacher's space only when `shift` and `scale` are the identity), unlike the evaluation's
+        `l1`, which is always in the teacher's space.
     """
     standardized_targets = (targets.float() - shift) / scale
     l1 = F.l1_loss(standardized_embeds.float(), standardized_targets)
-    losses = {"l1": l1, "loss": l1}
+    losses = {"l1_standardized": l1, "loss": l1}
     if infonce_weight > 0 and len(targets) > 1:
         contrastive = infonce_loss(standardized_embeds, standardized_targets, temperature)
         losses["infonce"] = contrastive
