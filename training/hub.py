@@ -32,7 +32,8 @@ def resolve_token(repo_id: str, token: str | None = None) -> str:
     token = token or get_token()
     if not token:
         raise HubUploadError(
-            f"No Hugging Face token: log in with `hf auth login`, set HF_TOKEN or pass --hub_token to push to {repo_id}."
+            "No Hugging Face token: log in with `hf auth login`, set HF_TOKEN or pass --hub_token to push to "
+            f"{repo_id}."
         )
     return token
 

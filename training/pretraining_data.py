@@ -238,7 +238,8 @@ def _cached_snapshot(repo_id: str) -> Path | None:
 def _teacher_identity(teacher: str) -> str:
     """A fingerprint of the teacher: its name and, for a folder (or a Hub id's cached snapshot, whose path holds the
     commit hash), its configuration files' text and its weight and vocabulary files' sizes and modification times, so
-    a retrained teacher saved under the same name gets new targets. A Hub id not in the cache is fingerprinted by name."""
+    a retrained teacher saved under the same name gets new targets. A Hub id not in the cache is fingerprinted by
+    name."""
     folder = Path(teacher) if Path(teacher).is_dir() else _cached_snapshot(teacher)
     parts = [teacher]
     if folder is not None:
