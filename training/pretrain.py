@@ -177,7 +177,6 @@ class PretrainArguments:
                 "a schedule in steps (e.g. --lr_scheduler_type constant, cosine or linear)."
             )
 
-
     def recipe_defaults(self) -> dict:
         """The recipe's settings, without its step budget when the user gave one (either field of it)."""
         defaults = dict(RECIPES[self.recipe])
