@@ -551,9 +551,8 @@ def hub_dataset_names(name: str) -> tuple[str | None, str]:
 
 def build_pretraining_data(args, seed: int, device: str | torch.device = "cpu") -> PretrainingData:
     """Load, filter and target the train and eval splits described by the pretraining arguments, running the teacher
-    on `device`. With
-    `args.streaming` the train split stays a `TrainStream` (filtered and targeted as it is read; its counts are added
-    to `counts` by the training script at the end) and the eval split is read once through a stream."""
+    on `device`. With `args.streaming` the train split stays a `TrainStream` (filtered and targeted as it is read; its
+    counts are added to `counts` by the training script at the end) and the eval split is read once through a stream."""
     target_column = "target_cls" if args.variant == "c" else "target_mean"
     teacher = args.teacher or str(default_teacher_dir())
     if args.streaming:
