@@ -27,13 +27,13 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import gather_object, send_to_device, set_seed
 from huggingface_hub import EvalResult, ModelCardData
 from tqdm.auto import tqdm
-from transformers import HfArgumentParser, Wav2Vec2FeatureExtractor, get_scheduler
+from transformers import HfArgumentParser, get_scheduler
 
 from modeling_wav2sem import Wav2SemConfig, Wav2SemModel
 from training import pretraining_data as data_lib
 from training.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
 from training.evaluation import alignment_metrics
-from training.runtime import keep_freed_memory
+from training.runtime import end_training, keep_freed_memory
 from training.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
 from training.objectives import semantic_loss, target_statistics
 
@@ -503,10 +503,7 @@ def main(argv=None):
     accelerator.wait_for_everyone()
     if main_process:
         unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(output_dir)
-        Wav2Vec2FeatureExtractor(
-            feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
-        ).save_pretrained(output_dir)
+        unwrapped.save_pretrained(output_dir)  # with its feature extractor (16 kHz, normalised, attention mask)
         (output_dir / "data_report.json").write_text(json.dumps(bundle.report_dict(), indent=2))
         summary = {
             "steps": completed_steps, "train_time_s": round(train_time, 1), "args": loggable_args(args),
@@ -515,7 +512,8 @@ def main(argv=None):
         (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2, default=str))
         write_pretraining_card(args, output_dir, bundle, final_results, train_time, accelerator, mixed_precision)
         say(f"Saved {output_dir} after {completed_steps} steps in {train_time / 60:.1f} min.")
-    accelerator.end_training()
+    del model, optimizer, scheduler  # the DDP wrapper must go before its process group (see end_training)
+    end_training(accelerator)
 
     if args.push_to_hub and main_process:
         try:

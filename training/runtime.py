@@ -25,3 +25,15 @@ def keep_freed_memory(mmap_threshold_mb: int = 512, trim_threshold_mb: int = 102
     mapped = mallopt(M_MMAP_THRESHOLD, mmap_threshold_mb << 20)
     kept = mallopt(M_TRIM_THRESHOLD, trim_threshold_mb << 20)
     return bool(mapped and kept)
+
+
+def end_training(accelerator) -> None:
+    """Finish an Accelerate run: trackers, then the process group, with no DDP wrapper left alive.
+
+    A `DistributedDataParallel` wrapper that outlives `destroy_process_group` frees its reducer, and with it the gloo
+    process group, when the script's locals go; one 2-process CPU run hung there in `~ProcessGroupGloo`. The caller
+    drops its own references to the prepared model first; this drops Accelerate's and then ends the run.
+    """
+    accelerator.wait_for_everyone()
+    accelerator.free_memory()
+    accelerator.end_training()

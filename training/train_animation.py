@@ -37,7 +37,7 @@ from modeling_wav2sem import FaceFormerConfig, FaceFormerForAnimation, Wav2SemFu
 from modeling_wav2sem.metrics import lip_vertex_error, mean_vertex_error, upper_face_dynamics_deviation
 from training.animation_data import AnimationDataset, Regions, collate_animation, default_animation_dir, load_templates
 from training.animation_render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif
-from training.runtime import keep_freed_memory
+from training.runtime import end_training, keep_freed_memory
 from training.hub import HubUploadError, push_folder_to_hub, write_model_card
 from training.pretrain import JsonLinesLogger
 
@@ -466,7 +466,8 @@ def main(argv=None) -> dict:
                 say(f"Push failed: {error}")
                 summary["push_error"] = str(error)
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    del model, optimizer  # the DDP wrapper must go before its process group (see end_training)
+    end_training(accelerator)
     return summary
 
 
