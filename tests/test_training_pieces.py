@@ -158,11 +158,18 @@ def test_default_precision_is_bf16_only_where_it_is_fast(bf16_seconds, cpu, expe
     from training.pretrain import parse_args, resolve_mixed_precision
 
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
-    monkeypatch.setattr(pretrain, "matmul_seconds", lambda dtype: bf16_seconds if dtype == torch.bfloat16 else 1.0)
+    monkeypatch.setattr(pretrain, "matmul_seconds", lambda dtypes: {torch.float32: 1.0, torch.bfloat16: bf16_seconds})
     assert resolve_mixed_precision(parse_args([]), cpu=cpu) == expected
     assert resolve_mixed_precision(parse_args(["--mixed_precision", "bf16"]), cpu=cpu) == "bf16"
     with pytest.raises(ValueError, match="fp16 on CPU"):
         resolve_mixed_precision(parse_args(["--mixed_precision", "fp16"]), cpu=True)
+
+
+def test_matmul_probe_times_every_dtype():
+    from training.pretrain import matmul_seconds
+
+    seconds = matmul_seconds((torch.float32, torch.bfloat16), size=64, rounds=2)
+    assert set(seconds) == {torch.float32, torch.bfloat16} and all(0 < s < 1 for s in seconds.values())
 
 
 def test_keep_freed_memory_is_accepted_by_glibc():

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 if __package__ in (None, ""):  # `accelerate launch training/pretrain.py` runs this file as a script
@@ -24,7 +25,8 @@ if __package__ in (None, ""):  # `accelerate launch training/pretrain.py` runs t
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import gather_object, send_to_device, set_seed
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list, gather_object, parse_flag_from_env, send_to_device, set_seed
 from huggingface_hub import EvalResult, ModelCardData
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser, get_scheduler
@@ -196,15 +198,17 @@ def loggable_args(args: PretrainArguments) -> dict:
     return {name: value for name, value in dataclasses.asdict(args).items() if name not in SECRET_ARGS}
 
 
-def matmul_seconds(dtype: torch.dtype, size: int = 768, repeats: int = 3) -> float:
-    """Best time of a `size` x `size` matmul in `dtype` on this CPU (a probe of a few milliseconds)."""
-    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
+def matmul_seconds(dtypes: tuple[torch.dtype, ...], size: int = 768, rounds: int = 5) -> dict[torch.dtype, float]:
+    """Best time of a `size` x `size` matmul in each dtype on this CPU, measured in interleaved rounds so that a
+    burst of load from elsewhere hits every dtype alike (a probe of about 0.1 s)."""
+    pairs = {dtype: (torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)) for dtype in dtypes}
+    best = {dtype: float("inf") for dtype in dtypes}
+    for round_index in range(rounds + 1):  # round 0 warms up
+        for dtype, (a, b) in pairs.items():
+            start = time.perf_counter()
+            a @ b
+            if round_index:
+                best[dtype] = min(best[dtype], time.perf_counter() - start)
     return best
 
 
@@ -214,7 +218,17 @@ def bf16_is_fast(cpu: bool) -> bool:
     fp32, an Intel Xeon with AVX-512 BF16 but no AMX at 168 against 334."""
     if not cpu:
         return True
-    return matmul_seconds(torch.bfloat16) < 0.75 * matmul_seconds(torch.float32)
+    seconds = matmul_seconds((torch.float32, torch.bfloat16))
+    return seconds[torch.bfloat16] < 0.75 * seconds[torch.float32]
+
+
+def probe_on_main_process(probe: Callable[[], bool], cpu: bool) -> bool:
+    """Run `probe` on the main process and give every process its answer, so that all of them train alike."""
+    state = PartialState(cpu=cpu)
+    answer = [probe() if state.is_main_process else None]
+    if state.num_processes > 1:
+        broadcast_object_list(answer, from_process=0)
+    return answer[0]
 
 
 def resolve_mixed_precision(args: PretrainArguments, cpu: bool) -> str:
@@ -222,8 +236,9 @@ def resolve_mixed_precision(args: PretrainArguments, cpu: bool) -> str:
     CPUs whose bf16 matmuls are faster) and fp32 elsewhere (`accelerate launch` exports `no` when nothing was configured, so pass
     `--mixed_precision no` to this script to force fp32). fp16 is refused on CPU, where it is far slower than fp32."""
     from_launcher = os.environ.get("ACCELERATE_MIXED_PRECISION")
-    default = "bf16" if bf16_is_fast(cpu) else "no"
-    requested = args.mixed_precision or (from_launcher if from_launcher not in (None, "no") else default)
+    requested = args.mixed_precision or (from_launcher if from_launcher not in (None, "no") else None)
+    if requested is None:
+        requested = "bf16" if probe_on_main_process(lambda: bf16_is_fast(cpu), cpu) else "no"
     if requested == "fp16" and cpu:
         raise ValueError("fp16 on CPU is unusably slow; use --mixed_precision bf16 or no.")
     return requested
@@ -324,8 +339,8 @@ def main(argv=None):
     if args.keep_freed_memory:
         keep_freed_memory()
     output_dir = Path(args.output_dir)
-    accelerator_probe_cpu = args.cpu or not torch.cuda.is_available()
-    mixed_precision = resolve_mixed_precision(args, accelerator_probe_cpu)
+    on_cpu = args.cpu or parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+    mixed_precision = resolve_mixed_precision(args, on_cpu)
     preset = Wav2SemConfig.from_preset(args.preset)
     accelerator = Accelerator(
         cpu=args.cpu,
