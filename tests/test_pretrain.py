@@ -231,6 +231,13 @@ def test_pretraining_script_end_to_end(tmp_path):
     assert len(evals) == 2 and "eval/mean_target_l1" in evals[0] and "train_sample/chance_r@1" in evals[0]
 
 
+def test_training_sample_evaluation_can_be_turned_off(tmp_path):
+    output = tmp_path / "no-train-sample"
+    pretrain_main(run_args(tmp_path, output, "--max_train_steps", "1", "--train_eval_samples", "0"))
+    summary = json.loads((output / "training_summary.json").read_text())
+    assert set(summary["final_eval"]) == {"eval"}
+
+
 def test_hub_token_is_never_written_or_uploaded(tmp_path):
     from huggingface_hub.utils import filter_repo_objects
 

@@ -93,7 +93,7 @@ class PretrainArguments:
     max_duration: float = 20.0
     crop_seconds: float | None = dataclasses.field(default=None, metadata={"help": "crop longer utterances"})
     max_eval_samples: int | None = None
-    train_eval_samples: int = dataclasses.field(default=64, metadata={"help": "training utterances also evaluated"})
+    train_eval_samples: int = dataclasses.field(default=64, metadata={"help": "training utterances also evaluated (0: none)"})
     # Teacher and model.
     teacher: str | None = dataclasses.field(
         default=None, metadata={"help": "text encoder folder or Hub id (paper: bert-base-uncased); offline MiniLM by default"}
@@ -436,10 +436,9 @@ def main(argv=None):
         metrics_log.drop_after(completed_steps)  # the killed run's later steps are logged again
 
     def run_evaluation(step: int) -> dict:
-        results = {
-            "eval": evaluate(model, eval_loader, accelerator, mean_target),
-            "train_sample": evaluate(model, train_eval_loader, accelerator, mean_target),
-        }
+        results = {"eval": evaluate(model, eval_loader, accelerator, mean_target)}
+        if len(train_eval_dataset):  # --train_eval_samples 0 turns the training-sample evaluation off
+            results["train_sample"] = evaluate(model, train_eval_loader, accelerator, mean_target)
         for name, metrics in results.items():
             say(f"[step {step}] " + format_metrics(name, metrics))
         flat = {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
