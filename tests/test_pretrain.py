@@ -199,6 +199,25 @@ def test_length_grouped_sampler_is_deterministic_per_epoch():
     assert list(sampler) != first
 
 
+@pytest.mark.parametrize(("num_utterances", "batch_size", "num_processes"), [(11, 4, 2), (260, 8, 2), (70, 16, 3)])
+def test_length_grouped_batches_survive_sharding_over_processes(num_utterances, batch_size, num_processes):
+    """accelerate's batch-sampler shards skip a round that ends in a short batch unless it is the last round: every
+    utterance must still be seen each epoch, and each shard must yield as many batches as its length says."""
+    from accelerate.data_loader import BatchSamplerShard
+
+    lengths = np.random.default_rng(0).integers(1000, 5000, num_utterances)
+    for epoch in range(3):
+        sampler = pdata.LengthGroupedBatchSampler(lengths, batch_size, seed=0)
+        sampler.set_epoch(epoch)
+        seen = set()
+        for process in range(num_processes):
+            shard = BatchSamplerShard(sampler, num_processes=num_processes, process_index=process, even_batches=True)
+            batches = list(shard)
+            assert len(batches) == len(shard)
+            seen.update(i for batch in batches for i in batch)
+        assert seen == set(range(num_utterances))
+
+
 def run_args(tmp_path, output, *extra):
     return [
         "--preset", "tiny", "--data_dir", str(small_openslr(tmp_path) if not (tmp_path / "LibriSpeech").exists() else tmp_path / "LibriSpeech" / "train-clean-100"),
@@ -312,3 +331,28 @@ def test_sigkill_and_resume_logs_the_same_losses(tmp_path):
     assert training_steps(crashed / "metrics.jsonl") == list(range(1, 11))  # each step once
     for step in range(5, 11):
         assert resumed[step] == pytest.approx(expected[step], abs=1e-6), step
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_cpu_processes_train_and_exit(tmp_path):
+    """The README's CPU invocation: `accelerate launch --multi_gpu --num_processes 2 ... --cpu` starts two gloo ranks
+    that share the data, evaluate every utterance once, save, and exit (a hang at teardown fails by timeout)."""
+    output = tmp_path / "two-processes"
+    launch = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--main_process_port", str(free_port()), str(REPO / "training" / "pretrain.py"), "--cpu",
+    ]
+    args = run_args(tmp_path, output, "--max_train_steps", "2", "--eval_steps", "0")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run(launch + args, check=True, env=env, capture_output=True, timeout=300)
+    summary = json.loads((output / "training_summary.json").read_text())
+    assert summary["num_processes"] == 2 and summary["steps"] == 2
+    assert summary["final_eval"]["eval"]["num_utterances"] == 8  # --max_eval_samples 8, gathered without duplicates
+    assert isinstance(AutoModel.from_pretrained(output), Wav2SemModel)

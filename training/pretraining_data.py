@@ -424,7 +424,12 @@ class LengthBucketedStream(torch.utils.data.IterableDataset):
 
 class LengthGroupedBatchSampler(torch.utils.data.Sampler):
     """Batches of similar length, in an order fixed by (seed, epoch): shuffle, cut into groups of 50 batches, sort each
-    group by length, cut into batches, shuffle the batches. Call `set_epoch` before iterating."""
+    group by length, cut into batches, shuffle the batches. Call `set_epoch` before iterating.
+
+    The one incomplete batch, if any, comes last: sharded over processes by `accelerator.prepare`, a round of batches
+    that ends in a short batch is skipped unless it is the final round, so a short batch in the middle would drop a
+    whole round of utterances from every epoch.
+    """
 
     def __init__(self, lengths, batch_size: int, seed: int = 0, group_batches: int = 50, shuffle: bool = True):
         self.lengths = np.asarray(lengths)
@@ -450,8 +455,9 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler):
             group = order[start : start + span]
             group = group[np.argsort(-self.lengths[group], kind="stable")]
             batches += [group[i : i + self.batch_size].tolist() for i in range(0, len(group), self.batch_size)]
-        for index in rng.permutation(len(batches)):
-            yield batches[index]
+        shuffled = [batches[index] for index in rng.permutation(len(batches))]
+        yield from (batch for batch in shuffled if len(batch) == self.batch_size)
+        yield from (batch for batch in shuffled if len(batch) < self.batch_size)
 
 
 @dataclass
