@@ -17,9 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OBJECTIVES = {
-    "l1": ["--no_standardize_targets"],
-    "standardized": ["--standardize_targets"],
-    "standardized_infonce": ["--standardize_targets", "--infonce_weight", "0.5"],
+    "l1": ["--standardize_targets", "false"],
+    "standardized": ["--standardize_targets", "true"],
+    "standardized_infonce": ["--standardize_targets", "true", "--infonce_weight", "0.5"],
 }
 REPORTED = ("l1", "cosine", "r@1", "r@5", "mean_target_l1", "mean_target_cosine", "chance_r@1", "chance_r@5")
 

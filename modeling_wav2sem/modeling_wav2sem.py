@@ -39,7 +39,8 @@ class Wav2SemModelOutput(ModelOutput):
         Frame features of the last Transformer layer (50 Hz for 16 kHz audio).
     semantic_embeds (`torch.FloatTensor` of shape `(B, D)`):
         The sentence vector F_s: mean over the valid frames, through the projection head if any, in the teacher's
-        space (directly comparable with the teacher's [CLS] or mean vector).
+        space (directly comparable with the teacher's [CLS] or mean vector). Always fp32, also for a bf16 model or
+        under autocast: the mean over frames is accumulated in fp32.
     standardized_embeds (`torch.FloatTensor` of shape `(B, D)`):
         The same vector before the folded-in target de-standardisation (`semantic_embeds = standardized_embeds *
         target_scale + target_shift`); equal to `semantic_embeds` when no target statistics were set. Training losses
