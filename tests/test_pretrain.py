@@ -163,19 +163,26 @@ def test_a_retrained_teacher_of_the_same_size_gets_a_new_identity(tmp_path):
     assert pdata._teacher_identity(str(teacher)) != first
 
 
-def test_a_hub_teacher_is_identified_by_its_cached_snapshot(tmp_path, monkeypatch):
+def test_a_hub_teacher_is_identified_by_its_snapshot_commit(tmp_path, monkeypatch):
+    """Two commits give two identities; the weights arriving in the cache after the key was made (the first run
+    downloads them while computing targets) do not change it, so the second run reuses the targets."""
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     repo = tmp_path / "models--org--teacher"
-    uncached = pdata._teacher_identity("org/teacher")
+    unresolved = pdata._teacher_identity("org/teacher")
     identities = []
-    for commit in ("1" * 40, "2" * 40):  # the same files at two commits
-        fake_teacher(repo / "snapshots" / commit, b"a" * 64)
+    for commit in ("1" * 40, "2" * 40):  # the same configuration at two commits
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        shutil.copy(pdata.default_teacher_dir() / "config.json", snapshot / "config.json")
         (repo / "refs").mkdir(exist_ok=True)
         (repo / "refs" / "main").write_text(commit)
-        identities.append(pdata._teacher_identity("org/teacher"))
-    assert len({uncached, *identities}) == 3
+        before_download = pdata._teacher_identity("org/teacher")
+        fake_teacher(snapshot, b"a" * 64)  # tokenizer and weights arrive
+        assert pdata._teacher_identity("org/teacher") == before_download
+        identities.append(before_download)
+    assert len({unresolved, *identities}) == 3
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -179,6 +179,13 @@ def test_streaming_run_counts_skips_and_saves_a_model(tmp_path):
     assert ModelCard.load(output / "README.md").data.datasets is None  # a local copy is not the Hub dataset
 
 
+def test_streaming_without_a_training_sample_evaluation(tmp_path):
+    output = tmp_path / "no-train-sample"
+    pretrain_main(stream_args(tmp_path, output, "--max_train_steps", "1", "--train_eval_samples", "0"))
+    summary = json.loads((output / "training_summary.json").read_text())
+    assert set(summary["final_eval"]) == {"eval"}
+
+
 def test_streaming_resume_logs_the_same_losses(tmp_path):
     steps = ["--max_train_steps", "6", "--checkpointing_steps", "4"]
     reference = tmp_path / "reference"

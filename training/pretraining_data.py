@@ -21,7 +21,8 @@ import soundfile as sf
 import soxr
 import torch
 from datasets.distributed import split_dataset_by_node
-from huggingface_hub import try_to_load_from_cache
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError
 from transformers import AutoModel, AutoTokenizer
 
 SAMPLING_RATE = 16000
@@ -225,27 +226,31 @@ def filter_utterances(dataset, min_duration: float, max_duration: float, crop_se
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _cached_snapshot(repo_id: str) -> Path | None:
-    """The snapshot folder (named by its commit hash) of a Hub id already in the local cache, found without the network;
-    `None` when it is not cached or `repo_id` is not a Hub id."""
+def _hub_config(repo_id: str) -> Path | None:
+    """The `config.json` of a Hub id's current snapshot (its folder is named by the commit hash), fetched if needed, or
+    from the cache when offline; `None` when it cannot be had or `repo_id` is not a Hub id."""
     try:
-        found = try_to_load_from_cache(repo_id, "config.json")
-    except ValueError:  # not a valid repo id
+        return Path(hf_hub_download(repo_id, "config.json"))
+    except (OSError, ValueError, HfHubHTTPError):  # not cached offline, unknown repo, not a repo id, no network
         return None
-    return Path(found).parent if isinstance(found, str) else None
 
 
 def _teacher_identity(teacher: str) -> str:
-    """A fingerprint of the teacher: its name and, for a folder (or a Hub id's cached snapshot, whose path holds the
-    commit hash), its configuration files' text and its weight and vocabulary files' sizes and modification times, so
-    a retrained teacher saved under the same name gets new targets. A Hub id not in the cache is fingerprinted by
-    name."""
-    folder = Path(teacher) if Path(teacher).is_dir() else _cached_snapshot(teacher)
+    """A fingerprint of the teacher, so a changed teacher gets new targets and an unchanged one reuses them.
+
+    A folder: its configuration files' text and its weight and vocabulary files' sizes and modification times (a
+    retrained teacher saved under the same name). A Hub id: the commit of its snapshot, which fixes every file, and its
+    configuration; it is resolved before the teacher is downloaded, so the key is the same before and after the first
+    download. A Hub id that cannot be resolved is fingerprinted by name.
+    """
     parts = [teacher]
-    if folder is not None:
+    if Path(teacher).is_dir():
+        folder = Path(teacher)
         files = sorted(p for p in folder.iterdir() if p.suffix in TEACHER_FILE_SUFFIXES)
         parts += [str(folder.resolve())] + [p.read_text() for p in files if p.suffix == ".json"]
         parts.append(files_signature((p for p in files if p.suffix != ".json"), root=folder))
+    elif (config := _hub_config(teacher)) is not None:
+        parts += [f"commit {config.parent.name}", config.read_text()]
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()
 
 
@@ -361,9 +366,10 @@ class TrainStream:
             targets.append(example[target_column])
             if len(examples) < sample_size:
                 examples.append(example)
-        if not examples:
+        if not targets:
             raise ValueError("No usable utterance at the head of the training stream.")
-        return datasets.Dataset.from_list(examples), torch.tensor(np.stack(targets), dtype=torch.float32)
+        sample = datasets.Dataset.from_list(examples) if examples else datasets.Dataset.from_dict({"num_samples": []})
+        return sample, torch.tensor(np.stack(targets), dtype=torch.float32)
 
 
 def bucket_by_length(examples, batch_size: int, buffer_batches: int, rng: np.random.Generator):
