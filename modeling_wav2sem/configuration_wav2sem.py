@@ -184,6 +184,10 @@ class Wav2SemFusedConfig(PreTrainedConfig):
             projection plays FC2 (as in the official port) keep it `None`.
         fusion_init (`str`, defaults to `"zeros"`): initialisation of FC1. `"zeros"` starts the fused encoder exactly
             at the backbone's features (the semantic term is learnt from there); `"normal"` draws N(0, 0.02).
+        backbone_attention_mask (`bool`, *optional*): whether the backbone is given the `attention_mask`, as its own
+            feature extractor's `return_attention_mask` says. Group-norm checkpoints such as hubert-base and
+            wav2vec2-base were trained without one and take zero-padded audio instead. Wav2Sem always uses the mask.
+            Defaults to `True` for backbones with layer-norm conv features and `False` for group-norm ones.
 
     Example:
 
@@ -205,6 +209,7 @@ class Wav2SemFusedConfig(PreTrainedConfig):
     wav2sem_config: dict | PreTrainedConfig | None = None
     output_dim: int | None = None
     fusion_init: str = "zeros"
+    backbone_attention_mask: bool | None = None
 
     def __post_init__(self, **kwargs):
         derived = sorted(set(kwargs) & {"hidden_size", "num_hidden_layers"})
@@ -214,6 +219,8 @@ class Wav2SemFusedConfig(PreTrainedConfig):
                 "(the backbone), or set `output_dim` for the fused width."
             )
         super().__post_init__(**kwargs)
+        if self.backbone_attention_mask is None:
+            self.backbone_attention_mask = getattr(self.audio_config, "feat_extract_norm", "layer") == "layer"
         self.validate_architecture()
 
     def validate_architecture(self):

@@ -9,6 +9,7 @@ and the sibling configuration file, so the file doubles as Hub remote code.
 Shapes: B batch, L samples, T conv frames, N encoder frames (N == T), H hidden size, D semantic (teacher) size.
 """
 
+import copy
 import math
 import os
 from collections.abc import Callable
@@ -570,17 +571,24 @@ def normalizing_feature_extractor(sampling_rate: int, return_attention_mask: boo
 
 
 class SavesFeatureExtractorMixin:
-    """`save_pretrained` also writes the model's feature extractor (`preprocessor_config.json`) unless the folder has
-    one already, so every checkpoint loads with `AutoFeatureExtractor` as well as `AutoModel`."""
+    """`save_pretrained` (and so `push_to_hub`) also writes the model's feature extractor (`preprocessor_config.json`,
+    replacing any other), so every checkpoint loads with `AutoFeatureExtractor` as well as `AutoModel`."""
 
     def build_feature_extractor(self) -> Wav2Vec2FeatureExtractor:
         """The feature extractor that prepares this model's `input_values`."""
         raise NotImplementedError
 
-    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
-        super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
-        if is_main_process and not os.path.isfile(os.path.join(save_directory, FEATURE_EXTRACTOR_FILE)):
+    def save_pretrained(self, save_directory, is_main_process: bool = True, **kwargs):
+        if is_main_process:  # first, so that `push_to_hub=True` uploads it with the weights (see below)
             self.build_feature_extractor().save_pretrained(save_directory)
+        super().save_pretrained(save_directory, is_main_process=is_main_process, **kwargs)
+
+    def _get_files_timestamps(self, working_dir) -> dict[str, float]:
+        # `save_pretrained(push_to_hub=True)` uploads the files that are new or changed since it started: leave the
+        # feature extractor out of that starting point, so it counts as new.
+        timestamps = super()._get_files_timestamps(working_dir)
+        timestamps.pop(FEATURE_EXTRACTOR_FILE, None)
+        return timestamps
 
 
 class Wav2SemPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
@@ -707,6 +715,7 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        *,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -826,12 +835,13 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
 
     def build_feature_extractor(self) -> Wav2Vec2FeatureExtractor:
         """The backbone's feature extractor when it came with one (the input is the backbone's; Wav2Sem normalises
-        its own copy), else per-utterance normalisation, with attention masks for layer-norm backbones as
-        transformers' checkpoints do."""
-        if self.backbone_feature_extractor is not None:
-            return self.backbone_feature_extractor
-        layer_norm = getattr(self.config.audio_config, "feat_extract_norm", "group") == "layer"
-        return normalizing_feature_extractor(self.config.wav2sem_config.sampling_rate, return_attention_mask=layer_norm)
+        its own copy), else per-utterance normalisation; always with attention masks, which Wav2Sem needs to pool a
+        padded batch (the backbone gets them only if `config.backbone_attention_mask`)."""
+        if self.backbone_feature_extractor is None:
+            return normalizing_feature_extractor(self.config.wav2sem_config.sampling_rate)
+        extractor = copy.deepcopy(self.backbone_feature_extractor)
+        extractor.return_attention_mask = True
+        return extractor
 
     def train(self, mode: bool = True):
         """Train the backbone and the fusion layers; the Wav2Sem module stays in eval mode (no dropout, LayerDrop)."""
@@ -878,6 +888,7 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
             wav2sem_config=wav2sem_model.config,
             output_dim=output_dim,
             fusion_init=fusion_init,
+            backbone_attention_mask=getattr(backbone_extractor, "return_attention_mask", None),
         )
         model = cls(config, backbone=backbone_model, wav2sem=wav2sem_model)
         model.backbone_feature_extractor = backbone_extractor
@@ -887,6 +898,7 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        *,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -896,7 +908,9 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
             input_values (`torch.FloatTensor` of shape `(B, L)`):
                 16 kHz mono audio as the backbone's feature extractor prepares it, right-padded.
             attention_mask (`torch.LongTensor` of shape `(B, L)`, *optional*):
-                1 on real samples, 0 on padding. Passed to the backbone as is, and used by Wav2Sem.
+                1 on real samples, 0 on padding. Wav2Sem always uses it (without it, a padded batch's F_s averages
+                over the padding); the backbone gets it when `config.backbone_attention_mask`, as with its own
+                feature extractor.
         """
         output_attentions, output_hidden_states, return_dict = resolve_output_flags(
             self.config, output_attentions, output_hidden_states, return_dict
@@ -905,7 +919,7 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
         lengths = validate_audio_inputs(input_values, attention_mask, self.config.wav2sem_config.receptive_field)
         backbone_outputs = self.backbone(
             input_values.to(self.backbone.dtype),
-            attention_mask=attention_mask,
+            attention_mask=attention_mask if self.config.backbone_attention_mask else None,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,

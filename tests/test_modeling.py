@@ -416,20 +416,70 @@ def test_fused_rejects_bad_input(wav2sem_dir, tmp_path):
 
 
 def test_fused_checkpoint_keeps_the_backbones_feature_extractor(wav2sem_dir, tmp_path):
-    """A HuBERT-base-style backbone takes raw audio (do_normalize=False): the fused checkpoint must say so, also after
-    a from_pretrained -> save_pretrained cycle; a backbone without one gets a normalising default."""
+    """A HuBERT-base-style backbone takes raw, unmasked audio (do_normalize=False, no attention mask): the fused
+    checkpoint keeps that for the backbone, also after a from_pretrained -> save_pretrained cycle, while its extractor
+    returns the mask Wav2Sem needs; a backbone without one gets a normalising default."""
     backbone_dir = save_backbone(tmp_path / "backbone", "hubert")
     Wav2Vec2FeatureExtractor(do_normalize=False, return_attention_mask=False).save_pretrained(backbone_dir)
     Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir).save_pretrained(tmp_path / "fused")
     Wav2SemFusedEncoder.from_pretrained(tmp_path / "fused").save_pretrained(tmp_path / "again")
     for folder in ("fused", "again"):
         extractor = AutoFeatureExtractor.from_pretrained(tmp_path / folder)
-        assert (extractor.do_normalize, extractor.return_attention_mask) == (False, False)
+        assert (extractor.do_normalize, extractor.return_attention_mask) == (False, True)
+        assert AutoConfig.from_pretrained(tmp_path / folder).backbone_attention_mask is False
 
     bare = AutoModel.from_config(HubertConfig(**TINY_BACKBONE))  # a model, not a checkpoint: no extractor
     Wav2SemFusedEncoder.from_backbone_and_wav2sem(bare, wav2sem_dir).save_pretrained(tmp_path / "bare")
     extractor = AutoFeatureExtractor.from_pretrained(tmp_path / "bare")
-    assert extractor.do_normalize and extractor.sampling_rate == 16000
+    assert extractor.do_normalize and extractor.return_attention_mask and extractor.sampling_rate == 16000
+
+
+def test_fused_extractor_batches_keep_f_s_exact_and_the_backbone_unmasked(wav2sem_dir, tmp_path):
+    """Through the fused checkpoint's own extractor, a padded batch gives each utterance its F_s alone; a group-norm
+    backbone whose extractor gives no mask is called without one, as it would be on its own."""
+    backbone_dir = save_backbone(tmp_path / "backbone", "hubert")
+    Wav2Vec2FeatureExtractor(do_normalize=False, return_attention_mask=False).save_pretrained(backbone_dir)
+    Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir).save_pretrained(tmp_path / "fused")
+    fused = AutoModel.from_pretrained(tmp_path / "fused").eval()
+    extractor = AutoFeatureExtractor.from_pretrained(tmp_path / "fused")
+    backbone_masks = []
+    fused.backbone.register_forward_pre_hook(
+        lambda module, args, kwargs: backbone_masks.append(kwargs.get("attention_mask")), with_kwargs=True
+    )
+    waves = [padded_batch((n,), seed=i)[0][0].numpy() for i, n in enumerate(LENGTHS)]
+    batch = extractor(waves, sampling_rate=16000, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        batched = fused(**batch).semantic_embeds
+        for i, wave in enumerate(waves):
+            alone = fused(**extractor(wave, sampling_rate=16000, return_tensors="pt")).semantic_embeds
+            torch.testing.assert_close(batched[i : i + 1], alone, atol=1e-4, rtol=0)
+    assert backbone_masks and all(mask is None for mask in backbone_masks)
+
+
+def test_save_pretrained_pushes_the_feature_extractor_too(tmp_path, monkeypatch):
+    import types
+
+    import transformers.modeling_utils
+    import transformers.utils.hub
+
+    committed = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kwargs):
+            return types.SimpleNamespace(repo_id=repo_id)
+
+        def create_commit(self, operations, **kwargs):
+            committed.extend(op.path_in_repo for op in operations)
+
+    class FakeCard:
+        def save(self, path):
+            open(path, "w").write("card")
+
+    for module in (transformers.modeling_utils, transformers.utils.hub):
+        monkeypatch.setattr(module, "hf_api", FakeApi)
+    monkeypatch.setattr(transformers.modeling_utils, "create_and_tag_model_card", lambda *args, **kwargs: FakeCard())
+    tiny_wav2sem().save_pretrained(tmp_path / "pushed", push_to_hub=True, repo_id="org/wav2sem-test")
+    assert {"preprocessor_config.json", "model.safetensors", "config.json", "modeling_wav2sem.py"} <= set(committed)
 
 
 def test_fused_from_models_and_dtype(wav2sem_dir, tmp_path):
@@ -458,10 +508,15 @@ def test_wav2sem_casts_input_to_its_dtype():
         torch.testing.assert_close(model(values.double()).semantic_embeds, model(values).semantic_embeds)
 
 
-def test_forward_positional_order_and_fused_config_errors():
-    """forward(input_values, attention_mask, output_hidden_states, output_attentions, return_dict), as documented."""
-    out = tiny_wav2sem()(torch.randn(1, 4000), None, True, False, True)
+def test_forward_flags_are_keywords_and_fused_config_errors():
+    """forward(input_values, attention_mask, *, output_hidden_states, output_attentions, return_dict): the output
+    switches are keyword-only, so no positional call can swap them (transformers' speech models order them the
+    other way round)."""
+    model = tiny_wav2sem()
+    out = model(torch.randn(1, 4000), None, output_hidden_states=True, output_attentions=False, return_dict=True)
     assert out.hidden_states is not None and out.attentions is None
+    with pytest.raises(TypeError):
+        model(torch.randn(1, 4000), None, True)
     with pytest.raises(ValueError, match="sub-configs"):
         Wav2SemFusedConfig(hidden_size=64)
 
