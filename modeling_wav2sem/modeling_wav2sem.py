@@ -956,6 +956,11 @@ def _check_rates(audio_config, wav2sem_config: Wav2SemConfig):
         )
 
 
+def _hub_kwargs(kwargs: dict) -> dict:
+    """The `from_pretrained` arguments that say where a checkpoint's other files come from."""
+    return {key: kwargs[key] for key in ("revision", "token", "cache_dir", "local_files_only") if key in kwargs}
+
+
 def _as_model(model_or_path, model_class, name: str, kwargs: dict) -> PreTrainedModel:
     """A model given as such, or loaded with `model_class.from_pretrained` from a folder or Hub id; a concrete
     `model_class` only accepts checkpoints (and models) of its own `model_type`."""
@@ -967,8 +972,7 @@ def _as_model(model_or_path, model_class, name: str, kwargs: dict) -> PreTrained
     if isinstance(model_or_path, PreTrainedModel):
         found = model_or_path.config.model_type
     elif expected:
-        hub_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
-        found = PreTrainedConfig.get_config_dict(model_or_path, **hub_kwargs)[0].get("model_type")
+        found = PreTrainedConfig.get_config_dict(model_or_path, **_hub_kwargs(kwargs))[0].get("model_type")
     if expected and found != expected:
         raise ValueError(f"{name} must be a {expected!r} model or checkpoint, got model_type {found!r}.")
     if isinstance(model_or_path, PreTrainedModel):
@@ -980,9 +984,8 @@ def _load_feature_extractor(name_or_path, kwargs: dict) -> Wav2Vec2FeatureExtrac
     """The feature extractor saved with a checkpoint, or `None` when it has none."""
     if not isinstance(name_or_path, (str, os.PathLike)):
         return None
-    hub_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
     try:
-        return AutoFeatureExtractor.from_pretrained(name_or_path, **hub_kwargs)
+        return AutoFeatureExtractor.from_pretrained(name_or_path, **_hub_kwargs(kwargs))
     except (OSError, ValueError):
         return None
 
