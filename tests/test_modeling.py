@@ -79,6 +79,13 @@ def save_backbone(folder, name, **overrides):
     return str(folder)
 
 
+def save_raw_audio_backbone(folder):
+    """A HuBERT-base-style checkpoint: its extractor keeps the raw audio (no normalisation) and gives no mask."""
+    backbone_dir = save_backbone(folder, "hubert")
+    Wav2Vec2FeatureExtractor(do_normalize=False, return_attention_mask=False).save_pretrained(backbone_dir)
+    return backbone_dir
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Presets
 # ---------------------------------------------------------------------------------------------------------------------
@@ -419,8 +426,7 @@ def test_fused_checkpoint_keeps_the_backbones_feature_extractor(wav2sem_dir, tmp
     """A HuBERT-base-style backbone takes raw, unmasked audio (do_normalize=False, no attention mask): the fused
     checkpoint keeps that for the backbone, also after a from_pretrained -> save_pretrained cycle, while its extractor
     returns the mask Wav2Sem needs; a backbone without one gets a normalising default."""
-    backbone_dir = save_backbone(tmp_path / "backbone", "hubert")
-    Wav2Vec2FeatureExtractor(do_normalize=False, return_attention_mask=False).save_pretrained(backbone_dir)
+    backbone_dir = save_raw_audio_backbone(tmp_path / "backbone")
     Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir).save_pretrained(tmp_path / "fused")
     Wav2SemFusedEncoder.from_pretrained(tmp_path / "fused").save_pretrained(tmp_path / "again")
     for folder in ("fused", "again"):
@@ -437,8 +443,7 @@ def test_fused_checkpoint_keeps_the_backbones_feature_extractor(wav2sem_dir, tmp
 def test_fused_extractor_batches_keep_f_s_exact_and_the_backbone_unmasked(wav2sem_dir, tmp_path):
     """Through the fused checkpoint's own extractor, a padded batch gives each utterance its F_s alone; a group-norm
     backbone whose extractor gives no mask is called without one, as it would be on its own."""
-    backbone_dir = save_backbone(tmp_path / "backbone", "hubert")
-    Wav2Vec2FeatureExtractor(do_normalize=False, return_attention_mask=False).save_pretrained(backbone_dir)
+    backbone_dir = save_raw_audio_backbone(tmp_path / "backbone")
     Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir).save_pretrained(tmp_path / "fused")
     fused = AutoModel.from_pretrained(tmp_path / "fused").eval()
     extractor = AutoFeatureExtractor.from_pretrained(tmp_path / "fused")

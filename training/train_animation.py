@@ -465,8 +465,7 @@ def main(argv=None) -> dict:
             except HubUploadError as error:
                 say(f"Push failed: {error}")
                 summary["push_error"] = str(error)
-    accelerator.wait_for_everyone()
-    del model, optimizer  # the DDP wrapper must go before its process group (see end_training)
+    del model, optimizer  # the DDP wrapper must go before its process group (see end_training, which waits for all)
     end_training(accelerator)
     return summary
 
