@@ -7,8 +7,10 @@ classes for remote code, so `save_pretrained` also writes the model code and `au
 
 from transformers import AutoConfig, AutoModel
 
-from .configuration_faceformer import FACEFORMER_DATASETS, FaceFormerConfig
+from .configuration_animation import ANIMATION_DATASETS, AnimationConfig, AnimationDatasetInfo, get_animation_dataset
+from .configuration_faceformer import FACEFORMER_DATASETS, FACEFORMER_PRESETS, FaceFormerConfig
 from .configuration_wav2sem import WAV2SEM_PRESETS, Wav2SemConfig, Wav2SemFusedConfig
+from .modeling_animation import AnimationOutput, AnimationPreTrainedModel
 from .modeling_faceformer import FaceFormerForAnimation, FaceFormerOutput, FaceFormerPreTrainedModel
 from .modeling_wav2sem import (
     Wav2SemFusedEncoder,
@@ -36,12 +38,19 @@ def _register_auto_classes():
 _register_auto_classes()
 
 __all__ = [
+    "ANIMATION_DATASETS",
+    "AnimationConfig",
+    "AnimationDatasetInfo",
+    "AnimationOutput",
+    "AnimationPreTrainedModel",
     "FACEFORMER_DATASETS",
+    "FACEFORMER_PRESETS",
     "FaceFormerConfig",
     "FaceFormerForAnimation",
     "FaceFormerOutput",
     "FaceFormerPreTrainedModel",
     "WAV2SEM_PRESETS",
+    "get_animation_dataset",
     "Wav2SemConfig",
     "Wav2SemFusedConfig",
     "Wav2SemFusedEncoder",

@@ -5,30 +5,28 @@ loaded with `AutoModel`: a plain HuBERT / Wav2Vec2 / WavLM / Data2VecAudio check
 `last_hidden_state` (F_p, or the fused F_d) goes through FaceFormer's own `audio_feature_map`, which plays FC2 of
 Wav2Sem as in the official port.
 
-Read top to bottom: outputs, masks and encodings, audio resampling, pre-trained base class, model. Imports only torch,
-transformers and the sibling files, so the file doubles as Hub remote code. Module names follow the original
+Read top to bottom: outputs, masks and encodings, pre-trained base class, model. What every animation model shares
+(the audio encoder contract, audio at the vertex rate, speaking styles, templates, freezing, the saved feature
+extractor) is in `modeling_animation.py`. Imports only torch, transformers and the sibling files, so the file doubles
+as Hub remote code. Module names follow the original
 (`audio_encoder`, `audio_feature_map`, `vertice_map`, `transformer_decoder`, `vertice_map_r`, `obj_vector`).
 
 Shapes: B batch, L samples, N conv frames (50 Hz), T vertex frames, k audio frames per vertex frame (1 VOCASET,
 2 BIWI), S = k*T aligned audio frames, C encoder width, d decoder width, H heads, V3 = V*3 flattened vertices.
 """
 
-import contextlib
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
 
 from .configuration_faceformer import FaceFormerConfig
-from .configuration_wav2sem import Wav2SemFusedConfig
-from .modeling_wav2sem import Wav2SemFusedEncoder, conv_output_lengths, lengths_to_mask, owns_tensors
+from .modeling_animation import AnimationOutput, AnimationPreTrainedModel, masked_mean_squared_error
+from .modeling_wav2sem import lengths_to_mask
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -37,7 +35,7 @@ from .modeling_wav2sem import Wav2SemFusedEncoder, conv_output_lengths, lengths_
 
 
 @dataclass
-class FaceFormerOutput(ModelOutput):
+class FaceFormerOutput(AnimationOutput):
     r"""
     loss (`torch.FloatTensor` of shape `()`, *optional*):
         Mean squared error between the predicted and the ground-truth vertices, over the real frames only; when
@@ -53,12 +51,6 @@ class FaceFormerOutput(ModelOutput):
     last_hidden_state (`torch.FloatTensor` of shape `(B, T, d)`):
         The decoder's output, before `vertice_map_r`.
     """
-
-    loss: torch.FloatTensor | None = None
-    vertices: torch.FloatTensor | None = None
-    vertex_mask: torch.BoolTensor | None = None
-    audio_features: torch.FloatTensor | None = None
-    last_hidden_state: torch.FloatTensor | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -120,80 +112,27 @@ def periodic_positional_encoding(period: int, dim: int, device=None, dtype=torch
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Audio resampling to the vertex frame rate
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def resample_frames(features: torch.Tensor, target: int, mode: str = "interpolate") -> torch.Tensor:
-    """`(B, C, N)` -> `(B, C, target)`: linear interpolation with `align_corners=True` (FaceFormer's), or for
-    `mode="truncate"` the first `target` frames (stretched by interpolation when there are fewer)."""
-    if mode == "truncate" and features.shape[-1] >= target:
-        return features[..., :target]
-    if features.shape[-1] == target:
-        return features
-    return F.interpolate(features, size=target, mode="linear", align_corners=True)
-
-
-def resample_batch(
-    features: torch.Tensor, conv_lengths: list[int], target_lengths: list[int], mode: str = "interpolate"
-) -> torch.Tensor:
-    """Resample each item's real conv frames `(B, C, N)` to its own target length; zero-pad to `(B, C, max(target))`."""
-    frames = features.shape[-1]
-    width = max(target_lengths)
-    if all(n >= frames for n in conv_lengths) and all(t == width for t in target_lengths):
-        return resample_frames(features, width, mode)
-    output = features.new_zeros(features.shape[0], features.shape[1], width)
-    for b, (n, t) in enumerate(zip(conv_lengths, target_lengths)):
-        output[b, :, :t] = resample_frames(features[b : b + 1, :, : min(n, frames)], t, mode)[0]
-    return output
-
-
-def _is_fused(encoder: nn.Module) -> bool:
-    """A Wav2SemFusedEncoder, by model type: under remote code the class may come from another copy of the file."""
-    return getattr(getattr(encoder, "config", None), "model_type", None) == Wav2SemFusedConfig.model_type
-
-
-# ----------------------------------------------------------------------------------------------------------------------
 # Pre-trained base class
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-class FaceFormerPreTrainedModel(PreTrainedModel):
+class FaceFormerPreTrainedModel(AnimationPreTrainedModel):
     """Weight initialisation (PyTorch's defaults, as the original; zero output layer) and the Hub plumbing."""
 
     config: FaceFormerConfig
     config_class = FaceFormerConfig
     base_model_prefix = "faceformer"
-    main_input_name = "input_values"
-    input_modalities = "audio"
-    supports_gradient_checkpointing = True  # the audio encoder's layers
-    _supports_sdpa = True
+    resample_point = "conv"  # FaceFormer interpolates the conv features, before the encoder's Transformer layers
     _supports_flash_attn = True
-
-    def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False):
-        # As Wav2SemPreTrainedModel: under custom code, transformers would skip (vacuously) the modules that own no
-        # tensors; ours initialise only tensors they own, but keep the same rule for the fused encoder's sake.
-        super()._initialize_weights(module, is_custom_code=is_custom_code and owns_tensors(module))
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
-        if isinstance(module, nn.Linear):
-            if module is getattr(self, "vertice_map_r", None):
-                # Zero output layer: the untrained model predicts the template (FaceFormer's initialisation).
-                init.zeros_(module.weight)
-                init.zeros_(module.bias)
-                return
-            init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # nn.Linear's own default
-            if module.bias is not None:
-                bound = 1 / math.sqrt(module.in_features) if module.in_features > 0 else 0
-                init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, nn.MultiheadAttention):  # nn.MultiheadAttention._reset_parameters
-            init.xavier_uniform_(module.in_proj_weight)
-            init.zeros_(module.in_proj_bias)
-            init.zeros_(module.out_proj.bias)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
+        if module is getattr(self, "vertice_map_r", None):
+            # Zero output layer: the untrained model predicts the template (FaceFormer's initialisation).
+            init.zeros_(module.weight)
             init.zeros_(module.bias)
+            return
+        super()._init_weights(module)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -231,17 +170,9 @@ class FaceFormerForAnimation(FaceFormerPreTrainedModel):
     ```
     """
 
-    def __init__(self, config: FaceFormerConfig, audio_encoder: PreTrainedModel | None = None):
+    def __init__(self, config: FaceFormerConfig, audio_encoder: nn.Module | None = None):
         super().__init__(config)
-        if audio_encoder is None:
-            if config.audio_config.model_type == Wav2SemFusedConfig.model_type:
-                audio_encoder = Wav2SemFusedEncoder(config.audio_config)
-            else:
-                audio_encoder = AutoModel.from_config(config.audio_config)
-        self.audio_encoder = audio_encoder
-        self._share_audio_config()
-        if getattr(config.backbone_config, "add_adapter", False):
-            raise ValueError("Audio encoders with an adapter (add_adapter=True) change the frame rate: not supported.")
+        self.init_audio_encoder(audio_encoder)
 
         d = config.feature_dim
         self.audio_feature_map = nn.Linear(config.audio_hidden_size, d)
@@ -259,180 +190,6 @@ class FaceFormerForAnimation(FaceFormerPreTrainedModel):
         self.obj_vector = nn.Linear(config.num_subjects, d, bias=False)
         self._mask_cache: dict = {}
         self.post_init()
-        self._apply_freezing()
-
-    # -- construction and loading --------------------------------------------------------------------------------------
-
-    def _share_audio_config(self):
-        """One config object for the encoder, shared with `config.audio_config` (with the resolved attention)."""
-        encoder, audio_config = self.audio_encoder, self.config.audio_config
-        pairs = [(audio_config, encoder)]
-        if _is_fused(encoder):
-            pairs += [(audio_config.audio_config, encoder.backbone), (audio_config.wav2sem_config, encoder.wav2sem)]
-        for sub_config, module in pairs:
-            if sub_config._attn_implementation is None:
-                sub_config._attn_implementation = module.config._attn_implementation or self.config._attn_implementation
-            module.config = sub_config
-
-    def _apply_freezing(self):
-        if self.config.freeze_feature_encoder:
-            self.freeze_feature_encoder()
-        if _is_fused(self.audio_encoder):
-            self.audio_encoder.wav2sem.requires_grad_(False)
-            self.audio_encoder.wav2sem.eval()
-
-    def freeze_feature_encoder(self):
-        """Stop gradients to the audio encoder's conv feature encoder (FaceFormer keeps the CNN frozen)."""
-        owner, feature_encoder = self._feature_encoder()
-        feature_encoder.requires_grad_(False)
-        if hasattr(feature_encoder, "_requires_grad"):
-            feature_encoder._requires_grad = False  # transformers' encoders then skip the gradient-checkpointing hook
-
-    @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """As `PreTrainedModel.from_pretrained`, then the frozen parts are frozen again (loading resets the flags)."""
-        loaded = super().from_pretrained(*args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
-        model._apply_freezing()
-        return loaded
-
-    @classmethod
-    def from_audio_encoder(
-        cls, audio_encoder_name_or_path: str, encoder_kwargs: dict | None = None, **config_kwargs
-    ) -> "FaceFormerForAnimation":
-        """A new FaceFormer around a pre-trained audio encoder (local folder or Hub id), loaded with `AutoModel`.
-
-        The same call builds the baseline (a wav2vec2 / HuBERT checkpoint) and the Wav2Sem model (a
-        `Wav2SemFusedEncoder` checkpoint). `config_kwargs` go to `FaceFormerConfig` (`dataset`, `vertice_dim`,
-        `train_subjects`, ...); `encoder_kwargs` to `AutoModel.from_pretrained` (`revision`, `token`, `dtype`, ...).
-        Everything but the encoder is new.
-        """
-        encoder = AutoModel.from_pretrained(audio_encoder_name_or_path, **(encoder_kwargs or {}))
-        config = cls.config_class(audio_config=encoder.config, **config_kwargs)
-        return cls(config, audio_encoder=encoder)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if _is_fused(self.audio_encoder):
-            self.audio_encoder.wav2sem.eval()
-        return self
-
-    # -- audio ---------------------------------------------------------------------------------------------------------
-
-    def _feature_encoder(self) -> tuple[nn.Module, nn.Module]:
-        """The speech model that owns the conv feature encoder (the encoder, or a fused encoder's backbone), and it."""
-        owner = self.audio_encoder
-        if isinstance(getattr(owner, "backbone", None), nn.Module):
-            owner = owner.backbone
-        feature_encoder = getattr(owner, "feature_extractor", None)
-        if not isinstance(feature_encoder, nn.Module):
-            raise ValueError(f"{type(owner).__name__} has no conv feature encoder (`feature_extractor`).")
-        return owner, feature_encoder
-
-    def audio_frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
-        """Conv frames (50 Hz) for `(B,)` lengths in samples."""
-        backbone = self.config.backbone_config
-        return conv_output_lengths(sample_lengths, backbone.conv_kernel, backbone.conv_stride)
-
-    def num_frames_for_audio(self, conv_lengths: list[int]) -> list[int]:
-        """Vertex frames for clips of `conv_lengths` conv frames: floor(N * frame_rate / audio_frame_rate), exact.
-
-        (The original computes `int(N / 50 * fps)` in floating point, one frame fewer for a few N, e.g. 205.)
-        """
-        ratio = Fraction(self.config.frame_rate).limit_denominator(10**6) / Fraction(
-            self.config.audio_frame_rate
-        ).limit_denominator(10**6)
-        return [int(n * ratio) for n in conv_lengths]
-
-    def encode_audio(
-        self,
-        input_values: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        num_frames: int | list[int] | torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, list[int]]:
-        r"""Audio encoder output at the vertex-aligned rate.
-
-        The conv feature encoder's output `(B, C, N)` is resampled, per item, to `k * T_b` frames by a forward hook
-        installed only during this call, before the encoder's projection and Transformer layers (FaceFormer's
-        interpolation of the 512-d conv features); the encoder's frame-level attention mask is set at the same rate.
-
-        Args:
-            input_values: `(B, L)` audio, right-padded.
-            attention_mask: `(B, L)`, 1 on real samples.
-            num_frames: vertex frames per item (an int for all, or `(B,)`); by default from each clip's duration.
-
-        Returns:
-            The features `(B, k * max(T_b), C)` and the per-item vertex frame counts `T_b`.
-        """
-        if input_values.dim() != 2:
-            raise ValueError(f"input_values must have shape (batch, samples), got {tuple(input_values.shape)}.")
-        batch, samples = input_values.shape
-        if attention_mask is None:
-            sample_lengths = torch.full((batch,), samples, dtype=torch.long, device=input_values.device)
-        else:
-            if attention_mask.shape != input_values.shape:
-                raise ValueError(
-                    f"attention_mask has shape {tuple(attention_mask.shape)}, input_values {tuple(input_values.shape)}."
-                )
-            sample_lengths = attention_mask.long().sum(-1)
-        conv_lengths = [int(n) for n in self.audio_frame_lengths(sample_lengths).tolist()]
-        if num_frames is None:
-            frames = self.num_frames_for_audio(conv_lengths)
-        elif isinstance(num_frames, int):
-            frames = [num_frames] * batch
-        else:
-            frames = [int(n) for n in (num_frames.tolist() if torch.is_tensor(num_frames) else num_frames)]
-        if len(frames) != batch:
-            raise ValueError(f"num_frames has {len(frames)} entries for a batch of {batch}.")
-        if min(frames) < 1:
-            raise ValueError(f"Every item needs at least one vertex frame (audio too short?), got {frames}.")
-        k = self.config.audio_frames_per_vertex_frame
-        targets = [k * t for t in frames]
-        width = max(targets)
-
-        if min(targets) < width and attention_mask is None:
-            # Equal audio lengths but unequal frame counts: the encoder still needs a frame mask.
-            attention_mask = torch.ones_like(input_values, dtype=torch.long)
-        elif min(targets) == width and attention_mask is not None and int(sample_lengths.min()) == samples:
-            attention_mask = None  # nothing is padded at either rate
-        frame_mask = None
-        if attention_mask is not None:  # whenever the encoder gets a mask, its frame mask is the vertex-rate one
-            frame_mask = lengths_to_mask(torch.tensor(targets, device=input_values.device), width)
-        with self._vertex_rate_encoder(conv_lengths, targets, frame_mask):
-            outputs = self.audio_encoder(input_values, attention_mask=attention_mask, return_dict=True)
-        features = outputs.last_hidden_state
-        if features.shape[1] != width:
-            raise ValueError(
-                f"The audio encoder returned {features.shape[1]} frames instead of {width}: its conv feature encoder "
-                "output must feed its Transformer layers directly."
-            )
-        return features, frames
-
-    @contextlib.contextmanager
-    def _vertex_rate_encoder(self, conv_lengths: list[int], targets: list[int], frame_mask: torch.Tensor | None):
-        """Resample the conv features to `targets` frames (and mask the encoder at that rate) for one encoder call."""
-        owner, feature_encoder = self._feature_encoder()
-        mode = self.config.audio_resampling
-
-        def hook(module, args, output):
-            return resample_batch(output, conv_lengths, targets, mode)
-
-        def feature_vector_attention_mask(feature_vector_length, attention_mask, *args, **kwargs):
-            if feature_vector_length != frame_mask.shape[1]:
-                raise RuntimeError(f"Expected {frame_mask.shape[1]} frames, got {feature_vector_length}.")
-            return frame_mask.to(attention_mask.device)
-
-        handle = feature_encoder.register_forward_hook(hook)
-        if frame_mask is not None:
-            if not hasattr(owner, "_get_feature_vector_attention_mask"):
-                handle.remove()
-                raise ValueError(f"{type(owner).__name__} does not support padded batches (no frame attention mask).")
-            owner._get_feature_vector_attention_mask = feature_vector_attention_mask
-        try:
-            yield
-        finally:
-            handle.remove()
-            owner.__dict__.pop("_get_feature_vector_attention_mask", None)
 
     # -- decoder pieces ------------------------------------------------------------------------------------------------
 
@@ -466,41 +223,9 @@ class FaceFormerForAnimation(FaceFormerPreTrainedModel):
         return self.transformer_decoder(inputs, memory, tgt_mask=tgt_mask, memory_mask=memory_mask)
 
     def _style(self, subject_index, subject_one_hot, batch: int, device, dtype) -> torch.Tensor:
-        """Speaker style embedding `(B, 1, d)` from indices / names or a one-hot (or mixing weights) `(B, S)`."""
-        num_subjects = self.config.num_subjects
-        if subject_one_hot is None:
-            if subject_index is None:
-                raise ValueError("Give subject_index (training speaker index or name) or subject_one_hot.")
-            if isinstance(subject_index, str):
-                subject_index = self.config.subject_id(subject_index)
-            if isinstance(subject_index, (list, tuple)):
-                subject_index = [self.config.subject_id(s) if isinstance(s, str) else int(s) for s in subject_index]
-            index = torch.as_tensor(subject_index, device=device).long().reshape(-1)
-            if index.numel() == 1:
-                index = index.expand(batch)
-            if index.numel() != batch:
-                raise ValueError(f"subject_index has {index.numel()} entries for a batch of {batch}.")
-            if bool(((index < 0) | (index >= num_subjects)).any()):
-                raise ValueError(f"subject_index must be in [0, {num_subjects}), got {index.tolist()}.")
-            subject_one_hot = F.one_hot(index, num_subjects)
-        elif subject_one_hot.shape[-1] != num_subjects:
-            raise ValueError(f"subject_one_hot must have {num_subjects} columns, got {tuple(subject_one_hot.shape)}.")
-        subject_one_hot = subject_one_hot.to(device=device, dtype=dtype).reshape(-1, num_subjects)
-        if subject_one_hot.shape[0] == 1:
-            subject_one_hot = subject_one_hot.expand(batch, -1)
-        return self.obj_vector(subject_one_hot).unsqueeze(1)
-
-    def _flat_vertices(self, tensor: torch.Tensor, name: str, dims: int) -> torch.Tensor:
-        """Accept `(..., V, 3)` as well as `(..., V*3)`; check the size and the number of dims."""
-        if tensor.shape[-1] == 3 and self.config.vertice_dim != 3 and tensor.dim() >= 2:
-            tensor = tensor.flatten(-2)
-        if tensor.shape[-1] != self.config.vertice_dim or tensor.dim() != dims:
-            raise ValueError(
-                f"{name} must have shape {'(B, T, V*3)' if dims == 3 else '(B, V*3)'} with "
-                f"V*3 = vertice_dim = {self.config.vertice_dim} (or V, 3 as the last two dims), "
-                f"got {tuple(tensor.shape)}."
-            )
-        return tensor
+        """Speaker style embedding `(B, 1, d)`: `obj_vector` of the one-hot (or mixing weights)."""
+        one_hot = self.style_one_hot(subject_index, subject_one_hot, batch, device, dtype)
+        return self.obj_vector(one_hot).unsqueeze(1)
 
     # -- autoregressive loops ------------------------------------------------------------------------------------------
 
@@ -613,40 +338,17 @@ class FaceFormerForAnimation(FaceFormerPreTrainedModel):
         batch = input_values.shape[0]
 
         if labels is not None:
-            labels = self._flat_vertices(labels, "labels", 3)
-            if labels.shape[0] != batch:
-                raise ValueError(f"labels has batch size {labels.shape[0]}, input_values {batch}.")
-            if vertex_mask is not None:
-                if vertex_mask.shape != labels.shape[:2]:
-                    raise ValueError(
-                        f"vertex_mask must have shape {tuple(labels.shape[:2])}, got {tuple(vertex_mask.shape)}."
-                    )
-                vertex_mask = vertex_mask.bool()
-                if bool((vertex_mask[:, 1:] & ~vertex_mask[:, :-1]).any()):
-                    raise ValueError("vertex_mask must be right-padded: ones for the real frames, then zeros.")
-                num_frames = vertex_mask.sum(-1)
-            else:
-                num_frames = labels.shape[1]
+            labels, vertex_mask, num_frames = self.prepare_labels(labels, vertex_mask, batch)
 
         audio_features, frames = self.encode_audio(input_values, attention_mask, num_frames)
-        total = max(frames)
-        if labels is not None and total != labels.shape[1]:
-            raise ValueError(f"labels has {labels.shape[1]} frames but the longest item has {total}.")
-        if min(frames) < total:
-            vertex_mask = lengths_to_mask(torch.tensor(frames, device=input_values.device), total)
+        if labels is not None:  # the published BIWI pairing may keep fewer frames than the labels have
+            labels, vertex_mask = self.fit_labels(labels, frames)
         else:
-            vertex_mask = None
+            vertex_mask = self.frames_to_mask(frames, input_values.device)
+        total = max(frames)
 
         memory = self.audio_feature_map(audio_features)
-        template = template.to(memory.dtype)
-        if template.dim() == 1 or (template.dim() == 2 and template.shape[-1] == 3 and self.config.vertice_dim != 3):
-            template = template[None]  # one template for the whole batch
-        template = self._flat_vertices(template, "template", 2)
-        if template.shape[0] == 1 and batch > 1:
-            template = template.expand(batch, -1)
-        if template.shape[0] != batch:
-            raise ValueError(f"template has batch size {template.shape[0]}, input_values {batch}.")
-        template = template.unsqueeze(1)  # (B, 1, V3)
+        template = self.prepare_template(template, batch, memory.dtype).unsqueeze(1)  # (B, 1, V3)
         style = self._style(subject_index, subject_one_hot, batch, memory.device, memory.dtype)
 
         if labels is not None and teacher_forcing:
@@ -661,14 +363,7 @@ class FaceFormerForAnimation(FaceFormerPreTrainedModel):
             hidden, motion = loop(memory, style, total)
         vertices = motion + template
 
-        loss = None
-        if labels is not None:
-            squared = (vertices.float() - labels.float()) ** 2
-            if vertex_mask is None:
-                loss = squared.mean()
-            else:
-                weights = vertex_mask[:, :, None].to(squared.dtype)
-                loss = (squared * weights).sum() / (weights.sum() * squared.shape[-1])
+        loss = None if labels is None else masked_mean_squared_error(vertices, labels, vertex_mask)
 
         output = FaceFormerOutput(
             loss=loss,

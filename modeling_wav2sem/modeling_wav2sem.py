@@ -849,14 +849,31 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
         self.wav2sem.eval()
         return self
 
-    def freeze_backbone_feature_encoder(self):
-        """Stop gradients to the backbone's conv feature encoder, as the downstream baselines do."""
+    def freeze_feature_encoder(self):
+        """Stop gradients to the backbone's conv feature encoder, as the downstream baselines do (the Wav2Sem module is
+        frozen whole anyway). The standard name of transformers' speech models."""
         feature_encoder = getattr(self.backbone, "feature_extractor", None)
         if not isinstance(feature_encoder, nn.Module):
             raise ValueError(f"{type(self.backbone).__name__} has no conv feature encoder (`feature_extractor`) to freeze.")
         feature_encoder.requires_grad_(False)
         if hasattr(feature_encoder, "_requires_grad"):
             feature_encoder._requires_grad = False  # transformers' encoders then skip the gradient-checkpointing hook
+
+    freeze_backbone_feature_encoder = freeze_feature_encoder  # the name before 0.2
+
+    @torch.no_grad()
+    def semantic_embeddings(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """F_s `(B, D)`: the frozen Wav2Sem's sentence vector of each utterance, computed on its own copy of the audio
+        normalised per utterance (over the real samples when `attention_mask` is given)."""
+        lengths = validate_audio_inputs(input_values, attention_mask, self.config.wav2sem_config.receptive_field)
+        wav2sem_mask = None if lengths is None else attention_mask
+        normalized = normalize_audio(input_values, lengths)
+        return self.wav2sem(normalized, attention_mask=wav2sem_mask).semantic_embeds
+
+    def fuse(self, frame_features: torch.Tensor, semantic_embeds: torch.Tensor) -> torch.Tensor:
+        """F_d = FC2(FC1(F_s) + F_p): `frame_features` F_p `(B, N, C_p)` at any frame rate, `semantic_embeds` F_s
+        `(B, D)` broadcast over the frames."""
+        return self.fc2(self.fc1(semantic_embeds.to(frame_features.dtype)).unsqueeze(1) + frame_features)
 
     def _get_feat_extract_output_lengths(self, input_lengths: torch.LongTensor | int) -> torch.LongTensor | int:
         """Number of output frames for `input_lengths` samples (the backbone's arithmetic)."""
@@ -924,12 +941,9 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        with torch.no_grad():
-            wav2sem_mask = None if lengths is None else attention_mask
-            normalized = normalize_audio(input_values, lengths)
-            semantic = self.wav2sem(normalized, attention_mask=wav2sem_mask).semantic_embeds
+        semantic = self.semantic_embeddings(input_values, attention_mask if lengths is not None else None)
         frame_features = backbone_outputs.last_hidden_state
-        fused = self.fc2(self.fc1(semantic.to(frame_features.dtype)).unsqueeze(1) + frame_features)
+        fused = self.fuse(frame_features, semantic)
 
         output = Wav2SemFusedEncoderOutput(
             last_hidden_state=fused,

@@ -168,8 +168,16 @@ def test_vocaset_audio_frames_equal_vertex_frames(samples):
     with torch.no_grad():
         features, frames = model.encode_audio(torch.randn(1, samples))
         assert frames == [conv_frames * 30 // 50] and features.shape == (1, frames[0], 32)
-        forced, frames = model.encode_audio(torch.randn(1, samples), num_frames=37)  # e.g. the labels' length
-        assert frames == [37] and forced.shape == (1, 37, 32)
+        forced, frames = model.encode_audio(torch.randn(1, samples), num_frames=conv_frames * 30 // 50 + 2)  # labels
+        assert frames == [conv_frames * 30 // 50 + 2] and forced.shape == (1, frames[0], 32)
+
+
+def test_labels_far_longer_than_their_audio_are_refused():
+    model = tiny_model()
+    audio = torch.randn(1, 32000)  # 2 s: 59 vertex frames at 30 fps
+    with pytest.raises(ValueError, match="far longer than their audio"):
+        model(audio, torch.zeros(V3), 0, labels=torch.zeros(1, 500, V3))
+    model(audio, torch.zeros(V3), 0, labels=torch.zeros(1, 61, V3))  # a frame or two apart is fine
 
 
 def test_audio_shorter_than_one_vertex_frame_is_refused():
@@ -395,7 +403,7 @@ def test_auto_round_trip(kind, encoder_dirs, registered, tmp_path):
     assert config.audio_config.model_type == model.config.audio_config.model_type
     loaded = AutoModel.from_pretrained(tmp_path).eval()
     assert isinstance(loaded, FaceFormerForAnimation)
-    assert not any(p.requires_grad for p in loaded._feature_encoder()[1].parameters())
+    assert not any(p.requires_grad for p in loaded.speech_backbone.feature_extractor.parameters())
     if kind == "fused":
         assert not any(p.requires_grad for p in loaded.audio_encoder.wav2sem.parameters())
     audio, template = torch.randn(1, 10000), torch.randn(1, V3)

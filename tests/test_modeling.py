@@ -393,7 +393,7 @@ def test_fused_gradient_checkpointing_gives_same_gradients(wav2sem_dir, tmp_path
 
 def test_freeze_backbone_feature_encoder(wav2sem_dir, tmp_path):
     fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(save_backbone(tmp_path, "hubert"), wav2sem_dir)
-    fused.freeze_backbone_feature_encoder()
+    fused.freeze_feature_encoder()
     assert not any(p.requires_grad for p in fused.backbone.feature_extractor.parameters())
     assert all(p.requires_grad for p in fused.backbone.encoder.parameters())
 
