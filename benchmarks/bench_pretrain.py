@@ -27,8 +27,10 @@ from transformers import Wav2Vec2Config, Wav2Vec2Model
 
 from modeling_wav2sem import Wav2SemConfig, Wav2SemModel
 from training.objectives import semantic_loss
-from training.runtime import keep_freed_memory
-from training.pretraining_data import LengthGroupedBatchSampler, decode_audio, default_corpus_dir, normalize
+from training.common.runtime import keep_freed_memory
+from training.common.audio import decode_audio, normalize
+from training.common.sampling import LengthGroupedBatchSampler
+from training.pretraining_data import default_corpus_dir
 
 
 def forward_flops(config: Wav2SemConfig, num_samples: int) -> float:

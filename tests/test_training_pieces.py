@@ -8,8 +8,8 @@ import torch
 from accelerate import Accelerator
 from huggingface_hub import ModelCardData
 
-from training import hub
-from training.checkpoints import list_checkpoints, resolve_checkpoint, save_checkpoint
+from training.common import hub
+from training.common.checkpoints import list_checkpoints, resolve_checkpoint, save_checkpoint
 from training.evaluation import alignment_metrics, retrieval_recall
 from training.objectives import infonce_loss, semantic_loss, target_statistics
 
@@ -176,7 +176,7 @@ def test_keep_freed_memory_is_accepted_by_glibc():
     import platform
     import sys
 
-    from training.runtime import keep_freed_memory
+    from training.common.runtime import keep_freed_memory
 
     expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert keep_freed_memory() is expected

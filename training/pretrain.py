@@ -33,10 +33,11 @@ from transformers import HfArgumentParser, get_scheduler
 
 from modeling_wav2sem import Wav2SemConfig, Wav2SemModel
 from training import pretraining_data as data_lib
-from training.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
+from training.common.metrics_log import JsonLinesLogger
+from training.common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
 from training.evaluation import alignment_metrics
-from training.runtime import end_training, keep_freed_memory
-from training.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
+from training.common.runtime import end_training, keep_freed_memory
+from training.common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
 from training.objectives import semantic_loss, target_statistics
 
 VARIANT_TARGETS = {"c": "cls", "m": "mean"}
@@ -283,38 +284,6 @@ def evaluate(model, dataloader, accelerator, mean_target: torch.Tensor) -> dict[
         targets.append(labels.cpu())
     model.train(was_training)
     return alignment_metrics(torch.cat(predictions), torch.cat(targets), mean_target.cpu())
-
-
-class JsonLinesLogger:
-    """Appends one JSON object per logging event (main process only)."""
-
-    def __init__(self, path: Path, enabled: bool):
-        self.path, self.enabled = path, enabled
-        if enabled:
-            path.parent.mkdir(parents=True, exist_ok=True)
-
-    def drop_after(self, step: int):
-        """Remove the records of steps after `step`, and a record cut short by a kill, so that a run resumed at `step`
-        logs each later step once. The file is rewritten atomically."""
-        if not self.enabled or not self.path.is_file():
-            return
-        kept = [line for line in self.path.read_text().splitlines(keepends=True) if _record_step(line) <= step]
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text("".join(kept))
-        os.replace(temporary, self.path)
-
-    def log(self, record: dict):
-        if self.enabled:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-
-
-def _record_step(line: str) -> float:
-    """The step of a metrics.jsonl line; infinity for a line that is not a complete record."""
-    try:
-        return json.loads(line)["step"] if line.endswith("\n") else math.inf
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return math.inf
 
 
 def format_metrics(name: str, metrics: dict) -> str:

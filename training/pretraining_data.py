@@ -8,7 +8,7 @@ soundfile at batch time, resampled with soxr when not 16 kHz, and normalised as 
 """
 
 import hashlib
-import io
+
 import itertools
 import math
 from collections import Counter
@@ -18,14 +18,15 @@ from pathlib import Path
 import datasets
 import numpy as np
 import soundfile as sf
-import soxr
 import torch
 from datasets.distributed import split_dataset_by_node
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
 from transformers import AutoModel, AutoTokenizer
 
-SAMPLING_RATE = 16000
+from training.common.audio import SAMPLING_RATE, audio_source, decode_audio, normalize
+from training.common.sampling import LengthGroupedBatchSampler
+
 MIN_SAMPLES = 400  # the encoder's receptive field
 COLUMNS = ["id", "audio", "text", "speaker_id", "chapter_id"]
 TEXT_NORMALIZATION = "LibriSpeech transcripts (uppercase, no punctuation) lowercased before tokenisation; apostrophes kept"
@@ -159,33 +160,12 @@ def load_hub_via_stream(name: str, config: str | None, splits: str, cache_dir: s
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _audio_source(audio):
-    """A path or a file-like object for soundfile, from a path string or a Hub-style {'bytes', 'path'} dict."""
-    if isinstance(audio, dict):
-        return io.BytesIO(audio["bytes"]) if audio.get("bytes") else audio.get("path") or ""
-    return audio
-
-
-def decode_audio(audio, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """Mono float32 audio at `sampling_rate` (soundfile decoding, soxr resampling)."""
-    samples, rate = sf.read(_audio_source(audio), dtype="float32", always_2d=True)
-    samples = samples.mean(axis=1)
-    if rate != sampling_rate:
-        samples = soxr.resample(samples, rate, sampling_rate).astype(np.float32)
-    return samples
-
-
-def normalize(samples: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance, as `Wav2Vec2FeatureExtractor(do_normalize=True)` (epsilon 1e-7)."""
-    return ((samples - samples.mean()) / np.sqrt(samples.var() + 1e-7)).astype(np.float32)
-
-
 def _probe(batch, min_duration, max_duration, crop_seconds):
     """Header-only validity pass: number of 16 kHz samples and the reason to skip (or '')."""
     lengths, reasons = [], []
     for audio, text in zip(batch["audio"], batch["text"]):
         reason, length = "", 0
-        source = _audio_source(audio)
+        source = audio_source(audio)
         if not source:
             reason = "missing_audio"
         else:
@@ -194,7 +174,7 @@ def _probe(batch, min_duration, max_duration, crop_seconds):
                 length = int(math.ceil(info.frames * SAMPLING_RATE / info.samplerate))
                 if info.frames == 0:
                     raise ValueError("no samples")
-                sf.read(_audio_source(audio), frames=min(info.frames, 1024), dtype="float32")
+                sf.read(audio_source(audio), frames=min(info.frames, 1024), dtype="float32")
             except Exception:  # noqa: BLE001 - any decoding failure means the file is unusable
                 reason = "unreadable"
         if not reason and not (text or "").strip():  # a missing (None) transcript counts as empty
@@ -426,44 +406,6 @@ class LengthBucketedStream(torch.utils.data.IterableDataset):
 # ---------------------------------------------------------------------------------------------------------------------
 # Batching
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-class LengthGroupedBatchSampler(torch.utils.data.Sampler):
-    """Batches of similar length, in an order fixed by (seed, epoch): shuffle, cut into groups of 50 batches, sort each
-    group by length, cut into batches, shuffle the batches. Call `set_epoch` before iterating.
-
-    The one incomplete batch, if any, comes last: sharded over processes by `accelerator.prepare`, a round of batches
-    that ends in a short batch is skipped unless it is the final round, so a short batch in the middle would drop a
-    whole round of utterances from every epoch.
-    """
-
-    def __init__(self, lengths, batch_size: int, seed: int = 0, group_batches: int = 50, shuffle: bool = True):
-        self.lengths = np.asarray(lengths)
-        self.batch_size, self.seed, self.group, self.shuffle = batch_size, seed, group_batches, shuffle
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int):
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
-
-    def __iter__(self):
-        if not self.shuffle:
-            order = np.argsort(-self.lengths, kind="stable")
-            yield from (order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size))
-            return
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(len(self.lengths))
-        span = self.batch_size * self.group
-        batches = []
-        for start in range(0, len(order), span):
-            group = order[start : start + span]
-            group = group[np.argsort(-self.lengths[group], kind="stable")]
-            batches += [group[i : i + self.batch_size].tolist() for i in range(0, len(group), self.batch_size)]
-        shuffled = [batches[index] for index in rng.permutation(len(batches))]
-        yield from (batch for batch in shuffled if len(batch) == self.batch_size)
-        yield from (batch for batch in shuffled if len(batch) < self.batch_size)
 
 
 @dataclass

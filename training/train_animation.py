@@ -1,15 +1,19 @@
-"""Train a speech-driven facial animation model (FaceFormer) on VOCASET / BIWI with a plain or a Wav2Sem-fused encoder.
+"""Train, score and push a speech-driven 3D facial animation model (FaceFormer, VOCA, ...) with a plain or a
+Wav2Sem-fused audio encoder: one runner for every model, a thin recipe per model (`training/animation/recipes.py`).
 
     # the baseline, and the same with Wav2Sem (one argument apart)
     accelerate launch training/train_animation.py --model faceformer --dataset vocaset --data_dir D \
         --audio_encoder facebook/wav2vec2-base-960h
     accelerate launch training/train_animation.py --model faceformer --dataset vocaset --data_dir D \
         --audio_encoder facebook/wav2vec2-base-960h --wav2sem ORG/wav2sem-c
+    accelerate launch training/train_animation.py --model voca ... --resume_from_checkpoint latest
 
-Trains with Adam (lr 1e-4) and MSE as FaceFormer does (batch size 1, autoregressive decoding, 100 epochs by default),
-reports the validation loss every epoch, then scores the test split (LVE, MVE, FDD), renders predicted vs
-ground-truth frames (PNG) and one sequence (GIF), and saves the model with `save_pretrained` (safetensors), its
-feature extractor, the templates and region files, and a model card. `--push_to_hub --hub_model_id ORG/NAME` uploads it.
+Trains with the model's published optimisation (its recipe's defaults, overridable), in length-grouped batches with
+masks, checkpointing with `accelerator.save_state` (resumable after a crash, same data order and losses); reports
+the validation loss every epoch; then scores the test split with the same protocol for every model (LVE, MVE, FDD;
+unseen speakers under every training style), renders predicted vs ground-truth frames (PNG, GIF), and saves the model
+with `save_pretrained` (safetensors, config, model code, its feature extractor), the training templates and region
+files, a model card, the data report and the metrics. `--push_to_hub --hub_model_id ORG/NAME` uploads the folder.
 """
 
 import dataclasses
@@ -31,17 +35,19 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from huggingface_hub import EvalResult, ModelCardData
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, HfArgumentParser, Wav2Vec2FeatureExtractor
+from transformers import AutoConfig, HfArgumentParser
 
-from modeling_wav2sem import FaceFormerConfig, FaceFormerForAnimation, Wav2SemFusedEncoder
-from modeling_wav2sem.metrics import lip_vertex_error, mean_vertex_error, upper_face_dynamics_deviation
-from training.animation_data import AnimationDataset, Regions, collate_animation, default_animation_dir, load_templates
-from training.animation_render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif
-from training.runtime import end_training, keep_freed_memory
-from training.hub import HubUploadError, push_folder_to_hub, write_model_card
-from training.pretrain import JsonLinesLogger
-
-ANIMATION_MODELS = {"faceformer": (FaceFormerConfig, FaceFormerForAnimation)}
+from modeling_wav2sem import Wav2SemFusedEncoder
+from modeling_wav2sem.configuration_animation import get_animation_dataset
+from training.animation.data import AnimationDataset, Regions, collate_animation, default_animation_dir, load_templates
+from training.animation.evaluation import predict_test_split, score_predictions, validation_loss
+from training.animation.recipes import ANIMATION_RECIPES, AnimationRecipe, get_recipe
+from training.animation.render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif
+from training.common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
+from training.common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
+from training.common.metrics_log import JsonLinesLogger
+from training.common.runtime import end_training, keep_freed_memory
+from training.common.sampling import LengthGroupedBatchSampler
 
 
 @dataclasses.dataclass
@@ -53,68 +59,87 @@ class AnimationArguments:
         default=None, metadata={"help": "Wav2Sem folder or Hub id: fuse it into --audio_encoder (the +Wav2Sem model)"}
     )
     fusion_init: str = dataclasses.field(default="normal", metadata={"help": "FC1 init with --wav2sem: normal|zeros"})
-    model: str = dataclasses.field(default="faceformer", metadata={"help": f"one of {sorted(ANIMATION_MODELS)}"})
+    model: str = dataclasses.field(default="faceformer", metadata={"help": f"one of {sorted(ANIMATION_RECIPES)}"})
     dataset: str = dataclasses.field(default="vocaset", metadata={"help": "vocaset or biwi (layout, splits, rates)"})
+    preset: str | None = dataclasses.field(
+        default=None, metadata={"help": "the model config's preset (default: the dataset's, e.g. voca: vocaset-30fps)"}
+    )
     data_dir: str | None = dataclasses.field(
         default=None, metadata={"help": "processed dataset folder (wav/, vertices_npy/, templates.pkl); default: the "
                                         "embedded synthetic VOCASET sample"}
     )
     output_dir: str | None = dataclasses.field(default=None, metadata={"help": "default: <model>-<dataset>"})
-    num_train_epochs: int = dataclasses.field(default=100, metadata={"help": "FaceFormer: 100"})
+    num_train_epochs: int | None = dataclasses.field(default=None, metadata={"help": "default: the model's recipe"})
     max_train_steps: int | None = dataclasses.field(default=None, metadata={"help": "overrides the epochs"})
-    learning_rate: float = 1e-4
-    per_device_train_batch_size: int = dataclasses.field(default=1, metadata={"help": "FaceFormer: 1"})
+    learning_rate: float | None = dataclasses.field(default=None, metadata={"help": "default: the model's recipe"})
+    per_device_train_batch_size: int | None = dataclasses.field(default=None, metadata={"help": "default: recipe's"})
     gradient_accumulation_steps: int = 1
     teacher_forcing: bool = dataclasses.field(
-        default=False, metadata={"help": "decode from the ground truth in parallel (FaceFormer trains without)"}
+        default=False, metadata={"help": "FaceFormer: decode from the ground truth in parallel (it trains without)"}
     )
     mixed_precision: str | None = dataclasses.field(default="no", metadata={"help": "no|bf16 (never fp16 on CPU)"})
     seed: int = 0
+    checkpointing_steps: int = dataclasses.field(
+        default=0, metadata={"help": "save the training state every N steps (0: at the end of every epoch)"}
+    )
+    checkpoints_total_limit: int = 2
+    resume_from_checkpoint: str | None = dataclasses.field(default=None, metadata={"help": "'latest' or a folder"})
     max_test_sequences: int | None = dataclasses.field(default=None, metadata={"help": "score only the first N"})
     eval_conditions: str = dataclasses.field(
-        default="all", metadata={"help": "speakers unseen in training are predicted with every training style (all, "
-                                         "FaceFormer's test) or only the first (first)"}
+        default="all", metadata={"help": "unseen speakers: predicted with every training style (all) or the first"}
     )
     render_frames: int = dataclasses.field(default=5, metadata={"help": "frames in the PNG comparison (0: none)"})
     render_gif: bool = dataclasses.field(default=True, metadata={"help": "animated GIF of one test sequence"})
     logging_steps: int = 10
     cpu: bool = False
-    cpu_threads: int | None = None
+    cpu_threads: int | None = dataclasses.field(default=None, metadata={"help": "0: leave torch's default"})
     keep_freed_memory: bool = dataclasses.field(
-        default=True,
-        metadata={"help": "glibc malloc keeps freed memory for large tensors instead of unmapping it (faster steps on CPU)"},
+        default=True, metadata={"help": "glibc malloc keeps freed memory for large tensors (faster steps on CPU)"}
     )
     push_to_hub: bool = False
     hub_model_id: str | None = None
-    hub_private: bool = False
+    hub_private_repo: bool = False
     hub_token: str | None = None
 
 
 def parse_args(argv=None) -> AnimationArguments:
     (args,) = HfArgumentParser(AnimationArguments).parse_args_into_dataclasses(args=argv)
-    if args.model not in ANIMATION_MODELS:
-        raise ValueError(f"--model must be one of {sorted(ANIMATION_MODELS)}, got {args.model!r}.")
+    recipe = get_recipe(args.model)
+    args.model = recipe.name
+    get_animation_dataset(args.dataset)  # a clear error for an unknown dataset
+    args.dataset = args.dataset.lower()
+    args.preset = recipe.preset_for(args.dataset, args.preset)
+    for key, value in recipe.defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.mixed_precision == "fp16":
         raise ValueError("fp16 is not supported here (unusably slow on CPU); use --mixed_precision bf16 or no.")
     if args.eval_conditions not in ("all", "first"):
         raise ValueError("--eval_conditions must be 'all' or 'first'.")
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME.")
+    if args.per_device_train_batch_size < 1 or args.gradient_accumulation_steps < 1:
+        raise ValueError("--per_device_train_batch_size and --gradient_accumulation_steps must be >= 1.")
     args.data_dir = args.data_dir or str(default_animation_dir())
     args.output_dir = args.output_dir or f"{args.model}-{args.dataset}"
     return args
 
 
+def loggable_args(args: AnimationArguments) -> dict:
+    """The arguments as saved in results.json: never the Hub token."""
+    return {k: v for k, v in dataclasses.asdict(args).items() if k != "hub_token"}
+
+
 # ---------------------------------------------------------------------------------------------------------------------
-# Model
+# Model and data
 # ---------------------------------------------------------------------------------------------------------------------
 
 
 def load_audio_encoder(args: AnimationArguments):
-    """The baseline encoder (`--audio_encoder`), or the same fused with `--wav2sem` into a `Wav2SemFusedEncoder`."""
+    """The baseline encoder's checkpoint (`--audio_encoder`), or the same fused with `--wav2sem` (a model)."""
     if args.wav2sem:
         return Wav2SemFusedEncoder.from_backbone_and_wav2sem(args.audio_encoder, args.wav2sem, fusion_init=args.fusion_init)
-    return AutoModel.from_pretrained(args.audio_encoder)
+    return args.audio_encoder
 
 
 def encoder_layerdrop(name_or_path: str) -> float:
@@ -124,120 +149,59 @@ def encoder_layerdrop(name_or_path: str) -> float:
     return float(getattr(config, "layerdrop", 0.0) or 0.0)
 
 
-def load_feature_extractor(name_or_path: str):
-    """The encoder's feature extractor, or wav2vec2-base-960h's settings (16 kHz, normalised) when it has none."""
-    try:
-        return AutoFeatureExtractor.from_pretrained(name_or_path)
-    except (OSError, ValueError):
-        return Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True)
-
-
-def build_animation_model(args: AnimationArguments, train_set: AnimationDataset):
-    """The animation model around the loaded encoder; mesh size and speaking styles come from the data."""
-    config_class, model_class = ANIMATION_MODELS[args.model]
-    encoder = load_audio_encoder(args)
-    vertice_dim = next(iter(train_set.templates.values())).size
-    config = config_class(
-        audio_config=encoder.config,
-        dataset=args.dataset,
-        vertice_dim=vertice_dim,
-        train_subjects=train_set.train_subjects,
+def build_model(args: AnimationArguments, recipe: AnimationRecipe):
+    """The animation model around the loaded encoder: the recipe's preset, the mesh size from the data's templates."""
+    info = get_animation_dataset(args.dataset)
+    vertice_dim = next(iter(load_templates(args.data_dir).values())).size
+    return recipe.model_class.from_audio_encoder(
+        load_audio_encoder(args), dataset=args.preset, vertice_dim=vertice_dim, train_subjects=list(info.train_subjects)
     )
-    return model_class(config, audio_encoder=encoder)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Evaluation
-# ---------------------------------------------------------------------------------------------------------------------
+def build_datasets(args: AnimationArguments, model, say) -> dict:
+    """train / val / test splits at the model's frame rate, audio prepared by the model's feature extractor."""
+    kwargs = dict(
+        train_subjects=model.config.train_subjects,
+        frame_rate=model.config.frame_rate,
+        feature_extractor=model.build_feature_extractor(),
+    )
+    datasets_ = {"train": AnimationDataset(args.data_dir, args.dataset, "train", **kwargs)}
+    for split in ("val", "test"):
+        try:
+            datasets_[split] = AnimationDataset(args.data_dir, args.dataset, split, **kwargs)
+        except ValueError as error:
+            if split == "test":
+                raise
+            say(f"No validation: {error}")
+            datasets_[split] = None
+    for split, dataset in datasets_.items():
+        if dataset is not None and dataset.skipped:
+            say(f"{split}: skipped {dataset.skipped_summary()} ({sum(map(len, dataset.skipped.values()))} sequences)")
+    return datasets_
 
 
-def conditions_for(subject_index: int, num_subjects: int, mode: str) -> list[int]:
-    """Styles to predict a sequence with: its own speaker's when seen in training, else every training style (or the
-    first), as FaceFormer's test does for VOCASET's unseen test speakers."""
-    if subject_index >= 0:
-        return [subject_index]
-    return list(range(num_subjects)) if mode == "all" else [0]
-
-
-def _repeat(item: dict, conditions: list[int]) -> dict:
-    """One item as a batch of `len(conditions)` copies, one per speaking style."""
-    count = len(conditions)
+def data_report(args, datasets_: dict) -> dict:
     return {
-        "input_values": torch.from_numpy(item["input_values"])[None].expand(count, -1),
-        "template": torch.from_numpy(item["template"])[None].expand(count, -1),
-        "labels": torch.from_numpy(item["labels"])[None].expand(count, -1, -1),
-        "subject_index": torch.tensor(conditions),
+        "data_dir": args.data_dir,
+        "dataset": args.dataset,
+        "splits": {
+            split: None if dataset is None else {
+                "sequences": len(dataset), "frame_rate": dataset.frame_rate, "skipped": dataset.skipped,
+            }
+            for split, dataset in datasets_.items()
+        },
     }
 
 
-@torch.no_grad()
-def validation_loss(model, dataset: AnimationDataset, device, autocast, mode: str) -> float:
-    """Teacher-forced MSE over the split, averaged over the styles of `conditions_for` (FaceFormer's validation)."""
-    was_training = model.training
-    model.eval()
-    losses = []
-    for item in dataset:
-        batch = _repeat(item, conditions_for(item["subject_index"], model.config.num_subjects, mode))
-        with autocast():
-            output = model(**{k: v.to(device) for k, v in batch.items()}, teacher_forcing=True)
-        losses.append(float(output.loss))
-    model.train(was_training)
-    return float(np.mean(losses))
-
-
-@torch.no_grad()
-def predict_test_split(model, dataset: AnimationDataset, device, autocast, mode: str, limit: int | None = None):
-    """Autoregressive predictions for every test sequence and style: a list of dicts with `name`, `subject`,
-    `condition`, `prediction` (T, V*3), `reference` and `template`. Each prediction has the reference's frame count."""
-    model.eval()
-    results = []
-    count = len(dataset) if limit is None else min(limit, len(dataset))
-    for index in tqdm(range(count), desc="test", leave=False):
-        item = dataset[index]
-        conditions = conditions_for(item["subject_index"], model.config.num_subjects, mode)
-        batch = _repeat(item, conditions)
-        with autocast():
-            output = model.predict(
-                batch["input_values"].to(device),
-                batch["template"].to(device),
-                subject_index=batch["subject_index"].to(device),
-                num_frames=len(item["labels"]),
-            )
-        for row, condition in enumerate(conditions):
-            results.append({
-                "name": item["name"],
-                "subject": item["subject"],
-                "condition": model.config.train_subjects[condition],
-                "prediction": output.vertices[row].float().cpu().numpy(),
-                "reference": item["labels"],
-                "template": item["template"],
-            })
-    return results
-
-
-def score_predictions(results: list[dict], regions: Regions, lve_scale: float, fdd_scale: float) -> dict:
-    """LVE and MVE (pooled over all frames of all predictions), FDD (mean over predictions), in the reported units."""
-    predictions = [r["prediction"] for r in results]
-    references = [r["reference"] for r in results]
-    if regions.lip is None:
-        raise ValueError("LVE needs lip vertex indices: put regions/lip_vertices.txt in the data folder.")
-    metrics = {
-        "lve": lip_vertex_error(predictions, references, regions.lip, scale=lve_scale),
-        "mve": mean_vertex_error(predictions, references, scale=lve_scale),
-        "fdd": None,
-        "num_sequences": len({r["name"] for r in results}),
-        "num_predictions": len(results),
-        "num_frames": int(sum(len(r["reference"]) for r in results)),
-    }
-    if regions.upper_face is not None:
-        metrics["fdd"] = upper_face_dynamics_deviation(
-            predictions, references, [r["template"] for r in results], regions.upper_face, scale=fdd_scale
-        )
-    return metrics
+# ---------------------------------------------------------------------------------------------------------------------
+# Rendering and saving
+# ---------------------------------------------------------------------------------------------------------------------
 
 
 def render_results(results: list[dict], data_dir: Path, out_dir: Path, regions: Regions, fps: float, frames: int, gif: bool):
     """PNG grid (ground truth over prediction) of the first test prediction, and a GIF of it; returns the paths."""
+    if not frames and not gif:
+        return []
     out_dir.mkdir(parents=True, exist_ok=True)
     mesh = data_dir / "mesh.obj"
     faces = read_obj_faces(mesh) if mesh.is_file() else None
@@ -253,11 +217,6 @@ def render_results(results: list[dict], data_dir: Path, out_dir: Path, regions: 
     return paths
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Saving
-# ---------------------------------------------------------------------------------------------------------------------
-
-
 def copy_data_files(data_dir: Path, output_dir: Path, subjects: list[str]):
     """The training speakers' templates (so `training.animate` needs only the model folder), region files, mesh."""
     templates = load_templates(data_dir)
@@ -270,71 +229,94 @@ def copy_data_files(data_dir: Path, output_dir: Path, subjects: list[str]):
             shutil.copyfile(source, output_dir / relative)
 
 
-def write_animation_card(args, output_dir: Path, model, datasets_: dict, metrics: dict, train_time: float, hardware: str):
+def write_animation_card(args, recipe, output_dir: Path, model, datasets_: dict, metrics: dict, train_time: float,
+                         hardware: str):
     repo_id = args.hub_model_id or output_dir.name
-    dataset_name = {"vocaset": "VOCASET", "biwi": "BIWI"}[args.dataset]
+    info = get_animation_dataset(args.dataset)
     data_is_sample = Path(args.data_dir).resolve() == default_animation_dir().resolve()
-    scale_of = {"lve": datasets_["train"].layout.lve_scale, "fdd": datasets_["train"].layout.fdd_scale}
+    scale_of = {"lve": info.lve_scale, "mve": info.lve_scale, "fdd": info.fdd_scale}
     base_models = [m for m in (args.audio_encoder, args.wav2sem) if m and not Path(m).exists()]
     card_data = ModelCardData(
         library_name="transformers",
         license="apache-2.0",
-        tags=["wav2sem", "faceformer", "speech-driven-facial-animation", "3d", "audio"],
-        datasets=[dataset_name.lower()],
+        tags=["wav2sem", recipe.name, "speech-driven-facial-animation", "3d", "audio"],
+        datasets=None if data_is_sample else [info.name],
         base_model=base_models or None,
         model_name=repo_id,
         eval_results=[
             EvalResult(
-                task_type="speech-driven-facial-animation", dataset_type=dataset_name.lower(), dataset_name=dataset_name,
-                dataset_split="test", metric_type=key, metric_name=f"{key.upper()} (x{scale_of.get(key, scale_of['lve']):g})",
+                task_type="speech-driven-facial-animation", dataset_type=info.name, dataset_name=info.display_name,
+                dataset_split="test", metric_type=key, metric_name=f"{key.upper()} (x{scale_of[key]:g})",
                 metric_value=round(metrics[key], 5),
             )
             for key in ("lve", "mve", "fdd") if metrics.get(key) is not None
         ],
     )
-    decoding = "teacher forcing" if args.teacher_forcing else "autoregressive decoding during training, as FaceFormer"
+    optimisation = (
+        f"Adam lr {args.learning_rate}, batch {args.per_device_train_batch_size} x "
+        f"{args.gradient_accumulation_steps} accumulation, {args.num_train_epochs} epochs"
+        + (f" (capped at {args.max_train_steps} steps)" if args.max_train_steps else "")
+        + f", {args.mixed_precision} precision, seed {args.seed}"
+    )
+    if recipe.name == "faceformer":
+        decoding = "teacher forcing" if args.teacher_forcing else "autoregressive decoding during training"
+        optimisation += f"; {decoding}"
     write_model_card(
         output_dir,
-        "faceformer",
+        "animation",
         card_data,
         model_name=repo_id,
         repo_id=repo_id,
-        dataset_name=dataset_name + (" (synthetic sample in its layout)" if data_is_sample else ""),
+        model_display_name=recipe.display_name,
+        model_paragraph=recipe.card_paragraph,
+        paper=recipe.paper,
+        train_command=f"--model {recipe.name} --dataset {args.dataset} --preset {args.preset}",
+        dataset_name=info.display_name + (" (synthetic sample in its layout)" if data_is_sample else ""),
         audio_encoder=args.audio_encoder,
         wav2sem=args.wav2sem,
         first_subject=model.config.train_subjects[0],
         subjects=", ".join(model.config.train_subjects),
         vertice_dim=model.config.vertice_dim,
-        data_description=f"{dataset_name} processed layout from `{args.data_dir}`" + (
+        frame_rate=f"{model.config.frame_rate:g}",
+        data_description=f"{info.display_name} processed layout from `{args.data_dir}`" + (
             ": the synthetic lip dataset embedded in the wav2sem package (procedural mesh driven by espeak-ng "
             "phoneme timings), not real captures" if data_is_sample else ""
         ),
         num_train=len(datasets_["train"]),
         num_val=len(datasets_["val"]) if datasets_.get("val") is not None else 0,
         num_test=metrics["num_sequences"],
-        decoding=decoding,
-        optimisation=(
-            f"Adam lr {args.learning_rate}, batch {args.per_device_train_batch_size} x "
-            f"{args.gradient_accumulation_steps} accumulation, {args.num_train_epochs} epochs"
-            + (f" (capped at {args.max_train_steps} steps)" if args.max_train_steps else "")
-            + f", {args.mixed_precision} precision, seed {args.seed}"
-        ),
+        objective=recipe.objective,
+        optimisation=optimisation,
         hardware=hardware,
         train_time=f"{train_time / 60:.1f} minutes",
         eval_description=f"test split, {metrics['num_sequences']} sequences, {metrics['num_predictions']} predictions",
-        lve_scale=f"{scale_of['lve']:g}",
-        fdd_scale=f"{scale_of['fdd']:g}",
+        lve_scale=f"{info.lve_scale:g}",
+        fdd_scale=f"{info.fdd_scale:g}",
         metrics=metrics,
     )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Main
+# Training
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+def epoch_losses_from_log(log: JsonLinesLogger, epoch: int) -> list[float]:
+    """The per-step losses already logged in `epoch` (a run resumed mid-epoch reports the whole epoch's mean)."""
+    if not log.enabled or not log.path.is_file():
+        return []
+    records = [json.loads(line) for line in log.path.read_text().splitlines() if line.strip()]
+    return [r["loss"] for r in records if r.get("epoch") == epoch and "loss" in r]
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    recipe = get_recipe(args.model)
+    if args.push_to_hub:  # a missing token fails now, before any data or training work
+        try:
+            resolve_token(args.hub_model_id, args.hub_token)
+        except HubUploadError as error:
+            raise SystemExit(f"error: {error}") from None
     if args.keep_freed_memory:
         keep_freed_memory()
     output_dir = Path(args.output_dir)
@@ -347,7 +329,7 @@ def main(argv=None) -> dict:
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=encoder_layerdrop(args.audio_encoder) > 0)],
     )
     set_seed(args.seed)
-    if accelerator.device.type == "cpu":
+    if accelerator.device.type == "cpu" and args.cpu_threads != 0:
         torch.set_num_threads(args.cpu_threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes))
     main_process = accelerator.is_main_process
 
@@ -355,30 +337,25 @@ def main(argv=None) -> dict:
         if main_process:
             tqdm.write(message)
 
-    extractor = load_feature_extractor(args.audio_encoder)
-    normalize_audio = bool(getattr(extractor, "do_normalize", True))
-    datasets_ = {"train": AnimationDataset(data_dir, args.dataset, "train", normalize_audio=normalize_audio)}
-    train_subjects = datasets_["train"].train_subjects
-    for split in ("val", "test"):
-        try:
-            datasets_[split] = AnimationDataset(data_dir, args.dataset, split, train_subjects, normalize_audio=normalize_audio)
-        except ValueError as error:
-            if split == "test":
-                raise
-            say(f"No validation: {error}")
-            datasets_[split] = None
-    model = build_animation_model(args, datasets_["train"])
+    # ---- model and data ----
+    model = build_model(args, recipe)
+    datasets_ = build_datasets(args, model, say)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     say(
         f"Data: {len(datasets_['train'])} train / {len(datasets_['val'] or [])} val / {len(datasets_['test'])} test "
-        f"sequences from {data_dir}; model {args.model} with {type(model.audio_encoder).__name__} "
+        f"sequences from {data_dir} at {model.config.frame_rate:g} fps; model {recipe.display_name} "
+        f"(preset {args.preset}) with {type(model.audio_encoder).__name__} "
         f"({sum(p.numel() for p in model.parameters()):,} parameters, {trainable:,} trainable)"
     )
+    if recipe.prepare is not None and not args.resume_from_checkpoint:
+        recipe.prepare(model, datasets_["train"])
 
-    generator = torch.Generator().manual_seed(args.seed)
+    sampler = LengthGroupedBatchSampler(datasets_["train"].lengths(), args.per_device_train_batch_size, seed=args.seed)
+    # A generator of its own: creating a DataLoader iterator draws a seed from it instead of the global RNG, so a
+    # resumed run's dropout masks are the uninterrupted run's.
     train_loader = torch.utils.data.DataLoader(
-        datasets_["train"], batch_size=args.per_device_train_batch_size, shuffle=True, generator=generator,
-        collate_fn=collate_animation,
+        datasets_["train"], batch_sampler=sampler, collate_fn=collate_animation,
+        generator=torch.Generator().manual_seed(args.seed),
     )
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.learning_rate)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
@@ -387,86 +364,121 @@ def main(argv=None) -> dict:
     num_epochs = math.ceil(total_steps / steps_per_epoch)
     unwrapped = accelerator.unwrap_model(model)
     log = JsonLinesLogger(output_dir / "metrics.jsonl", main_process)
+    train_kwargs = recipe.train_kwargs(args)
+
+    # ---- resume ----
+    completed_steps, start_epoch, skip_batches = 0, 0, 0
+    checkpoint_dir = output_dir / "checkpoints"
+    if args.resume_from_checkpoint:
+        checkpoint = resolve_checkpoint(checkpoint_dir, args.resume_from_checkpoint)
+        if checkpoint is None:
+            say(f"No checkpoint in {checkpoint_dir} yet: starting from scratch.")
+            if recipe.prepare is not None:
+                recipe.prepare(unwrapped, datasets_["train"])
+        else:
+            accelerator.load_state(str(checkpoint))
+            completed_steps = checkpoint_step(checkpoint)
+            start_epoch = completed_steps // steps_per_epoch
+            skip_batches = (completed_steps % steps_per_epoch) * args.gradient_accumulation_steps
+            say(f"Resumed from {checkpoint} at step {completed_steps} (epoch {start_epoch}, batch {skip_batches}).")
+        log.drop_after(completed_steps)  # the killed run's later steps are logged again
 
     started = time.time()
-    step, progress = 0, tqdm(total=total_steps, desc="train", disable=not main_process)
-    for epoch in range(num_epochs):
+    progress = tqdm(total=total_steps, initial=completed_steps, desc="train", disable=not main_process)
+    for epoch in range(start_epoch, num_epochs):
+        if completed_steps >= total_steps:
+            break
         model.train()
-        running = []
-        for batch in train_loader:
-            with accelerator.accumulate(model), accelerator.autocast():
-                inputs = {k: v for k, v in batch.items() if k not in ("names", "subjects")}
-                output = model(**inputs, teacher_forcing=args.teacher_forcing, use_cache=True)
+        loader = accelerator.skip_first_batches(train_loader, skip_batches) if epoch == start_epoch else train_loader
+        loader.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        running = epoch_losses_from_log(log, epoch) if epoch == start_epoch else []
+        for batch in loader:
+            with accelerator.accumulate(model):
+                inputs = {k: v for k, v in batch.items() if k not in ("names", "subjects", "datasets")}
+                with accelerator.autocast():
+                    output = model(**inputs, **train_kwargs)
                 accelerator.backward(output.loss)
                 optimizer.step()
                 optimizer.zero_grad()
-            running.append(output.loss.item())
-            if accelerator.sync_gradients:
-                step += 1
-                progress.update(1)
-                if step % args.logging_steps == 0:
-                    loss = float(np.mean(running[-args.logging_steps * args.gradient_accumulation_steps :]))
-                    progress.set_postfix(loss=f"{loss:.3e}")
-                    log.log({"step": step, "epoch": epoch, "train_loss": loss})
-            if step >= total_steps:
+            loss = accelerator.reduce(output.loss.detach(), "mean").item()
+            running.append(loss)
+            if not accelerator.sync_gradients:
+                continue
+            completed_steps += 1
+            progress.update(1)
+            log.log({"step": completed_steps, "epoch": epoch, "loss": loss})
+            if completed_steps % args.logging_steps == 0:
+                progress.set_postfix(loss=f"{np.mean(running[-args.logging_steps:]):.3e}")
+            if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
+                save_checkpoint(accelerator, checkpoint_dir, completed_steps, args.checkpoints_total_limit)
+            if completed_steps >= total_steps:
                 break
-        record = {"step": step, "epoch": epoch + 1, "train_loss_epoch": float(np.mean(running))}
+        record = {"step": completed_steps, "epoch": epoch + 1, "train_loss_epoch": float(np.mean(running))}
         if datasets_["val"] is not None and main_process:
             record["val_loss"] = validation_loss(
-                unwrapped, datasets_["val"], accelerator.device, accelerator.autocast, args.eval_conditions
+                unwrapped, datasets_["val"], accelerator.device, accelerator.autocast, args.eval_conditions,
+                recipe.eval_kwargs,
             )
         log.log(record)
         say(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4e}" for k, v in record.items() if "loss" in k))
-        if step >= total_steps:
-            break
+        if not args.checkpointing_steps:
+            save_checkpoint(accelerator, checkpoint_dir, completed_steps, args.checkpoints_total_limit)
     progress.close()
     train_time = time.time() - started
 
+    # ---- test, render, save ----
     accelerator.wait_for_everyone()
     summary = {}
     if main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        layout = datasets_["test"].layout
+        info = get_animation_dataset(args.dataset)
         regions = Regions.from_folder(data_dir)
         results = predict_test_split(
             unwrapped, datasets_["test"], accelerator.device, accelerator.autocast, args.eval_conditions,
-            args.max_test_sequences,
+            args.max_test_sequences, recipe.predict_kwargs,
         )
-        metrics = score_predictions(results, regions, layout.lve_scale, layout.fdd_scale)
+        metrics = score_predictions(results, regions, info.lve_scale, info.fdd_scale)
         say(
             f"test ({metrics['num_sequences']} sequences, {metrics['num_predictions']} predictions): "
-            f"LVE {metrics['lve']:.4f} (x{layout.lve_scale:g}) MVE {metrics['mve']:.4f} (x{layout.lve_scale:g}) "
-            + (f"FDD {metrics['fdd']:.4f} (x{layout.fdd_scale:g})" if metrics["fdd"] is not None else "FDD n/a")
+            f"LVE {metrics['lve']:.4f} (x{info.lve_scale:g}) MVE {metrics['mve']:.4f} (x{info.lve_scale:g}) "
+            + (f"FDD {metrics['fdd']:.4f} (x{info.fdd_scale:g})" if metrics["fdd"] is not None else "FDD n/a")
         )
-        fps = unwrapped.config.frame_rate
-        renders = render_results(results, data_dir, output_dir / "renders", regions, fps, args.render_frames, args.render_gif)
-        unwrapped.save_pretrained(output_dir)
-        extractor.save_pretrained(output_dir)
+        renders = render_results(
+            results, data_dir, output_dir / "renders", regions, unwrapped.config.frame_rate, args.render_frames,
+            args.render_gif,
+        )
+        unwrapped.save_pretrained(output_dir)  # with the encoder's feature extractor
         copy_data_files(data_dir, output_dir, unwrapped.config.train_subjects)
+        (output_dir / "data_report.json").write_text(json.dumps(data_report(args, datasets_), indent=1) + "\n")
         device = "CPU" if accelerator.device.type == "cpu" else accelerator.device.type.upper()
         write_animation_card(
-            args, output_dir, unwrapped, datasets_, metrics, train_time, f"{accelerator.num_processes} x {device}"
+            args, recipe, output_dir, unwrapped, datasets_, metrics, train_time,
+            f"{accelerator.num_processes} x {device}",
         )
         summary = {
+            "model": recipe.name,
             "metrics": metrics,
             "train_time_s": round(train_time, 1),
-            "steps": step,
+            "steps": completed_steps,
             "renders": [str(p) for p in renders],
             "audio_encoder": args.audio_encoder,
             "wav2sem": args.wav2sem,
             "seed": args.seed,
+            "args": loggable_args(args),
         }
         (output_dir / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
         say(f"Saved to {output_dir}" + (f" (renders: {', '.join(p.name for p in renders)})" if renders else ""))
-        if args.push_to_hub:
-            try:
-                url = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private)
-                say(f"Pushed to {url}")
-            except HubUploadError as error:
-                say(f"Push failed: {error}")
-                summary["push_error"] = str(error)
     del model, optimizer  # the DDP wrapper must go before its process group (see end_training, which waits for all)
     end_training(accelerator)
+
+    if args.push_to_hub and main_process:
+        try:
+            url = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private_repo)
+        except HubUploadError as error:
+            raise SystemExit(f"error: {error}") from None
+        say(f"Pushed to {url}")
+        summary["pushed_to"] = url
     return summary
 
 

@@ -24,20 +24,18 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from modeling_wav2sem.configuration_faceformer import BIWI_TRAIN_SUBJECTS, VOCASET_TRAIN_SUBJECTS
+from modeling_wav2sem.configuration_animation import ANIMATION_DATASETS
 
 from .corpus import Utterance
 
-VOCASET_SUBJECTS = OrderedDict(
-    train=list(VOCASET_TRAIN_SUBJECTS),
-    val=["FaceTalk_170811_03275_TA", "FaceTalk_170908_03277_TA"],
-    test=["FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA"],
-)
-VOCASET_SENTENCES = {"train": range(1, 41), "val": range(21, 41), "test": range(21, 41)}
+# The splits as the registry states them (the one home of the datasets' facts).
+_VOCASET, _BIWI = ANIMATION_DATASETS["vocaset"], ANIMATION_DATASETS["biwi"]
+VOCASET_SUBJECTS = OrderedDict((split, list(_VOCASET.split_subjects[split])) for split in ("train", "val", "test"))
+VOCASET_SENTENCES = {split: range(first, last + 1) for split, (first, last) in _VOCASET.split_sentences.items()}
 
-BIWI_SUBJECTS = [f"F{i}" for i in range(1, 9)] + [f"M{i}" for i in range(1, 7)]
-BIWI_SPLIT_SUBJECTS = list(BIWI_TRAIN_SUBJECTS)
-BIWI_SENTENCES = {"train": range(1, 33), "val": range(33, 37), "test": range(37, 41)}
+BIWI_SUBJECTS = list(_BIWI.all_subjects)
+BIWI_SPLIT_SUBJECTS = list(_BIWI.train_subjects)
+BIWI_SENTENCES = {split: range(first, last + 1) for split, (first, last) in _BIWI.split_sentences.items()}
 
 # Which LibriSpeech split feeds which role, most preferred first.
 POOLS = {
@@ -72,9 +70,7 @@ class LayoutSpec:
     slots: tuple
 
     def sequence_name(self, subject: str, sentence: int) -> str:
-        if self.name == "vocaset":
-            return f"{subject}_sentence{sentence:02d}"
-        return f"{subject}_e{sentence:02d}"
+        return ANIMATION_DATASETS[self.name].sequence_name(subject, sentence)
 
     def split_of(self, subject: str, sentence: int) -> str | None:
         for s in self.slots:
@@ -90,7 +86,7 @@ def vocaset_spec() -> LayoutSpec:
             for i, n in enumerate(VOCASET_SENTENCES[role]):
                 slots.append(Slot(subj, n, role, i))
     subjects = tuple(s for v in VOCASET_SUBJECTS.values() for s in v)
-    return LayoutSpec("vocaset", 60, subjects, tuple(slots))
+    return LayoutSpec("vocaset", int(_VOCASET.capture_fps), subjects, tuple(slots))
 
 
 def biwi_spec() -> LayoutSpec:
@@ -99,7 +95,7 @@ def biwi_spec() -> LayoutSpec:
         for role, rng in BIWI_SENTENCES.items():
             for i, n in enumerate(rng):
                 slots.append(Slot(subj, n, role, i))
-    return LayoutSpec("biwi", 25, tuple(BIWI_SUBJECTS), tuple(slots))
+    return LayoutSpec("biwi", int(_BIWI.capture_fps), tuple(BIWI_SUBJECTS), tuple(slots))
 
 
 def get_spec(name: str) -> LayoutSpec:

@@ -1,9 +1,12 @@
-"""FaceFormer benchmarks: the paper's table (baseline vs + Wav2Sem) on a VOCASET-format dataset, and inference speed.
+"""Animation benchmarks: the paper's table (baseline vs + Wav2Sem) for any registered model on a VOCASET-format
+dataset, and speed.
 
-    # LVE / MVE / FDD of FaceFormer with a plain encoder and with the same encoder + Wav2Sem, same seed and budget
-    python benchmarks/bench_faceformer.py table --data_dir DIR --wav2sem wav2sem-c --out OUT [--max_train_steps N]
-    # frames/s for 10 s of audio: cached autoregression vs the original's re-decode-the-prefix loop
-    python benchmarks/bench_faceformer.py speed [--seconds 10]
+    # LVE / MVE / FDD of a model with a plain encoder and with the same encoder + Wav2Sem, same seed and budget
+    python benchmarks/bench_animation.py table --model voca --data_dir DIR --wav2sem wav2sem-c --output_dir OUT
+    # FaceFormer: frames/s for 10 s of audio, cached autoregression vs the original's re-decode-the-prefix loop
+    python benchmarks/bench_animation.py speed [--seconds 10]
+    # training and inference frames/s of a model over a wav2vec2-base-size encoder
+    python benchmarks/bench_animation.py throughput --model voca
 
 `table` runs `training/train_animation.py` twice (one argument apart, `--jobs 2` side by side) and prints JSON with both rows and the ratios.
 Without `--audio_encoder`, the plain encoder is a randomly initialised HuBERT with the `small` Wav2Sem geometry
@@ -26,8 +29,10 @@ import torch  # noqa: E402
 from transformers import AutoModel, HubertConfig, Wav2Vec2Config  # noqa: E402
 
 from modeling_wav2sem import FaceFormerConfig, FaceFormerForAnimation, Wav2SemConfig  # noqa: E402
-from training.animation_data import AnimationDataset, Regions  # noqa: E402
-from training.train_animation import score_predictions  # noqa: E402
+from modeling_wav2sem.configuration_animation import get_animation_dataset  # noqa: E402
+from training.animation.data import AnimationDataset, Regions  # noqa: E402
+from training.animation.evaluation import score_predictions  # noqa: E402
+from training.animation.recipes import ANIMATION_RECIPES, get_recipe  # noqa: E402
 
 
 def plain_small_encoder(path: Path, seed: int) -> str:
@@ -54,16 +59,16 @@ def static_template_row(data_dir: str, dataset: str) -> dict:
         frames = len(item["labels"])
         results.append({"name": item["name"], "prediction": np.tile(item["template"], (frames, 1)),
                         "reference": item["labels"], "template": item["template"]})
-    layout = test.layout
-    return score_predictions(results, Regions.from_folder(data_dir), layout.lve_scale, layout.fdd_scale)
+    info = get_animation_dataset(dataset)
+    return score_predictions(results, Regions.from_folder(data_dir), info.lve_scale, info.fdd_scale)
 
 
 def table(args) -> dict:
-    out = Path(args.out)
+    out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     encoder = args.audio_encoder or plain_small_encoder(out / "plain-encoder", args.seed)
     common = [
-        "--audio_encoder", encoder, "--dataset", args.dataset, "--data_dir", args.data_dir, "--seed", str(args.seed),
+        "--model", args.model, "--audio_encoder", encoder, "--dataset", args.dataset, "--data_dir", args.data_dir, "--seed", str(args.seed),
         "--num_train_epochs", str(args.num_train_epochs), "--mixed_precision", args.mixed_precision,
         "--render_frames", "5", "--logging_steps", "20",
     ]
@@ -71,6 +76,8 @@ def table(args) -> dict:
         common += ["--max_train_steps", str(args.max_train_steps)]
     if args.teacher_forcing:
         common += ["--teacher_forcing", "true"]
+    if args.preset:
+        common += ["--preset", args.preset]
     runs = {"baseline": [], "+wav2sem": ["--wav2sem", args.wav2sem]}
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     script = Path(__file__).resolve().parent.parent / "training" / "train_animation.py"
@@ -91,7 +98,8 @@ def table(args) -> dict:
     rows["static template (no model)"] = static_template_row(args.data_dir, args.dataset)
     base, fused = rows["baseline"], rows["+wav2sem"]
     result = {
-        "benchmark": "faceformer_table",
+        "benchmark": f"{args.model}_table",
+        "model": args.model,
         "data_dir": args.data_dir,
         "audio_encoder": encoder if args.audio_encoder else "random HuBERT, small geometry (seed %d)" % args.seed,
         "wav2sem": args.wav2sem,
@@ -111,7 +119,7 @@ def speed(args) -> dict:
     """Whole `predict` and decoder-only frames/s, cached vs naive, FaceFormer VOCASET over a wav2vec2-base-size encoder."""
     torch.manual_seed(0)
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    config = FaceFormerConfig(audio_config=Wav2Vec2Config(), dataset="vocaset")
+    config = FaceFormerConfig.from_preset("vocaset", audio_config=Wav2Vec2Config())
     model = FaceFormerForAnimation(config).eval()
     with torch.no_grad():  # move the zero output layer so the loop feeds back real motion
         model.vertice_map_r.weight.normal_(0, 1e-3)
@@ -155,13 +163,67 @@ def speed(args) -> dict:
     }
 
 
+def throughput(args) -> dict:
+    """Training steps and inference of one model over a random wav2vec2-base-size encoder on `--seconds` of audio:
+    frames/s, each timing the median of `--repeats` (the first call is a warm-up)."""
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    recipe = get_recipe(args.model)
+    config = recipe.config_class.from_preset(args.preset or "vocaset", audio_config=Wav2Vec2Config(layerdrop=0.0))
+    model = recipe.model_class(config)
+    audio = torch.randn(args.batch_size, int(args.seconds * 16000))
+    frames = int(args.seconds * config.frame_rate)
+    template = torch.zeros(args.batch_size, config.vertice_dim)
+    labels = torch.randn(args.batch_size, frames, config.vertice_dim) * 1e-3
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    kwargs = recipe.train_kwargs(argparse.Namespace(teacher_forcing=False))
+
+    def train_step():
+        loss = model(audio, template, 0, labels=labels, **kwargs).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    def timed(fn, repeats):
+        fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    model.train()
+    train_s = timed(train_step, args.repeats)
+    model.eval()
+    with torch.no_grad():
+        predict_s = timed(lambda: model.predict(audio, template, 0, num_frames=frames), args.repeats)
+    return {
+        "benchmark": f"{args.model}_throughput",
+        "preset": config.dataset,
+        "seconds": args.seconds,
+        "batch_size": args.batch_size,
+        "frames_per_item": frames,
+        "threads": torch.get_num_threads(),
+        "encoder": "wav2vec2-base geometry (random), conv feature encoder frozen",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "train_frames_per_s": args.batch_size * frames / train_s,
+        "predict_frames_per_s": args.batch_size * frames / predict_s,
+        "train_step_s": train_s,
+        "predict_s": predict_s,
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     t = commands.add_parser("table")
     t.add_argument("--data_dir", required=True)
     t.add_argument("--wav2sem", required=True)
-    t.add_argument("--out", required=True)
+    t.add_argument("--output_dir", required=True)
+    t.add_argument("--model", default="faceformer", choices=sorted(ANIMATION_RECIPES))
+    t.add_argument("--preset", help="the model config's preset (default: the dataset's)")
     t.add_argument("--audio_encoder")
     t.add_argument("--dataset", default="vocaset")
     t.add_argument("--seed", type=int, default=0)
@@ -176,6 +238,14 @@ def main(argv=None):
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--threads", type=int)
     s.set_defaults(func=speed)
+    p = commands.add_parser("throughput")
+    p.add_argument("--model", default="voca", choices=sorted(ANIMATION_RECIPES))
+    p.add_argument("--preset")
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--batch_size", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=throughput)
     args = parser.parse_args(argv)
     print(json.dumps(args.func(args), indent=1))
 

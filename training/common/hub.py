@@ -5,7 +5,7 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCard, ModelCardData, get_token
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "model_cards"
 
 
 def write_model_card(output_dir: str | os.PathLike, template: str, card_data: ModelCardData, **fields) -> ModelCard:

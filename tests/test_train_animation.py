@@ -1,0 +1,224 @@
+"""The animation runner end to end, for every registered model (`ANIMATION_RECIPES`), on the embedded sample with tiny
+random encoders: train, kill with SIGKILL and resume (same losses), score, save, reload, animate, push (mocked)."""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from transformers import AutoModel, HubertConfig
+
+from modeling_wav2sem import Wav2SemConfig, Wav2SemFusedEncoder, Wav2SemModel
+from training import animate, train_animation
+from training.animation.data import AnimationDataset, Regions, default_animation_dir
+from training.animation.evaluation import predict_test_split, score_predictions
+from training.animation.recipes import ANIMATION_RECIPES
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = default_animation_dir()
+MODELS = sorted(ANIMATION_RECIPES)
+TINY_HUBERT = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, conv_dim=(16,) * 7,
+    num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, layerdrop=0.0, mask_time_prob=0.0,
+)
+
+
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("anim-encoders")
+    torch.manual_seed(1)
+    AutoModel.from_config(HubertConfig(**TINY_HUBERT)).save_pretrained(root / "hubert")
+    torch.manual_seed(2)
+    Wav2SemModel(Wav2SemConfig.from_preset("tiny")).save_pretrained(root / "wav2sem")
+    return {"plain": str(root / "hubert"), "wav2sem": str(root / "wav2sem")}
+
+
+def run_args(encoders, out, model, *extra):
+    return [
+        "--model", model, "--audio_encoder", encoders["plain"], "--output_dir", str(out), "--max_train_steps", "3",
+        "--per_device_train_batch_size", "2", "--max_test_sequences", "1", "--render_frames", "2",
+        "--render_gif", "false", "--logging_steps", "1", *extra,
+    ]
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def trained(request, encoders, tmp_path_factory):
+    model = request.param
+    out = tmp_path_factory.mktemp(f"run-{model}") / f"{model}-wav2sem"
+    summary = train_animation.main(run_args(encoders, out, model, "--wav2sem", encoders["wav2sem"], "--render_gif", "true"))
+    return model, out, summary
+
+
+def training_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Every registered model
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_training_writes_a_complete_model_folder(trained):
+    model, out, summary = trained
+    names = {p.name for p in out.iterdir()}
+    assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md", "templates.pkl",
+            "results.json", "metrics.jsonl", "data_report.json", f"modeling_{model}.py", "modeling_animation.py"} <= names
+    assert not any(n.endswith((".bin", ".pt")) for n in names)
+    assert summary["steps"] == 3 and summary["model"] == model
+    metrics = json.loads((out / "results.json").read_text())["metrics"]
+    assert metrics["num_sequences"] == 1 and metrics["num_predictions"] == 8  # an unseen speaker, 8 styles
+    assert all(np.isfinite(metrics[k]) and metrics[k] > 0 for k in ("lve", "mve"))
+    records = training_records(out / "metrics.jsonl")
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3]
+    assert any("val_loss" in r for r in records)
+    card = (out / "README.md").read_text()
+    assert "model-index" in card and "type: lve" in card and "Wav2Sem module" in card
+    assert ANIMATION_RECIPES[model].display_name in card
+    assert json.loads((out / "data_report.json").read_text())["splits"]["train"]["sequences"] == 8
+    pngs, gifs = sorted((out / "renders").glob("*.png")), sorted((out / "renders").glob("*.gif"))
+    assert len(pngs) == 1 and len(gifs) == 1 and pngs[0].stat().st_size > 1000
+
+
+def test_trained_model_round_trips_through_automodel(trained):
+    model_name, out, _ = trained
+    model = AutoModel.from_pretrained(out).eval()
+    assert isinstance(model, ANIMATION_RECIPES[model_name].model_class)
+    assert isinstance(model.audio_encoder, Wav2SemFusedEncoder)
+    assert not any(p.requires_grad for p in model.audio_encoder.wav2sem.parameters())
+    assert not any(p.requires_grad for p in model.speech_backbone.feature_extractor.parameters())
+    test = AnimationDataset(
+        SAMPLE, "vocaset", "test", model.config.train_subjects, frame_rate=model.config.frame_rate,
+        feature_extractor=model.build_feature_extractor(),
+    )
+    results = predict_test_split(model, test, "cpu", contextlib.nullcontext, "all", 1)
+    metrics = score_predictions(results, Regions.from_folder(SAMPLE), 1e-5, 1e-5)
+    recorded = json.loads((out / "results.json").read_text())["metrics"]
+    assert metrics["lve"] == pytest.approx(recorded["lve"], rel=1e-5)  # the reloaded model gives the recorded score
+    assert metrics["fdd"] == pytest.approx(recorded["fdd"], rel=1e-4, abs=1e-6)
+
+
+def test_animate_cli(trained, tmp_path, capsys):
+    _, out, _ = trained
+    model = AutoModel.from_pretrained(out)
+    wav = SAMPLE / "wav" / "FaceTalk_170731_00024_TA_sentence21.wav"
+    subject = "FaceTalk_170904_00128_TA"
+    assert animate.main(["--model", str(out), "--audio", str(wav), "--subject", subject, "--out", str(tmp_path)]) == 0
+    vertices = np.load(tmp_path / f"{wav.stem}_{subject}.npy")
+    conv_frames = (sf.info(wav).frames - 400) // 320 + 1
+    fps = model.config.frame_rate
+    assert vertices.shape == (int(conv_frames * fps // 50), 810)
+    assert (tmp_path / f"{wav.stem}_{subject}.png").is_file()
+    assert f"frames at {fps:g} fps" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="Unknown subject"):
+        animate.main(["--model", str(out), "--audio", str(wav), "--subject", "nobody", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_baseline_is_the_same_command_without_wav2sem(model, encoders, tmp_path):
+    baseline = tmp_path / "baseline"
+    summary = train_animation.main(run_args(encoders, baseline, model, "--render_frames", "0", "--max_train_steps", "1"))
+    fused = tmp_path / "fused"
+    train_animation.main(run_args(encoders, fused, model, "--render_frames", "0", "--max_train_steps", "1",
+                                  "--wav2sem", encoders["wav2sem"]))
+    baseline, fused = AutoModel.from_pretrained(baseline), AutoModel.from_pretrained(fused)
+    assert type(baseline.audio_encoder).__name__ == "HubertModel"
+    outside = {k: v.shape for k, v in baseline.state_dict().items() if not k.startswith("audio_encoder.")}
+    assert outside == {k: v.shape for k, v in fused.state_dict().items() if not k.startswith("audio_encoder.")}
+    assert summary["renders"] == []
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_sigkill_and_resume_logs_the_same_losses(model, encoders, tmp_path):
+    """6 steps of batch 2 over 8 sequences (2 epochs), a checkpoint every 2 steps; the run is killed once it has logged
+    a step past checkpoint-2, resumed from `latest`, and must log the uninterrupted run's losses, each step once."""
+    steps = ["--max_train_steps", "6", "--checkpointing_steps", "2", "--render_frames", "0", "--max_test_sequences", "1"]
+    script = [sys.executable, str(REPO / "training" / "train_animation.py")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    reference = tmp_path / "reference"
+    subprocess.run(script + run_args(encoders, reference, model, *steps), check=True, env=env, capture_output=True,
+                   timeout=600)
+
+    crashed = tmp_path / "crashed"
+    args = run_args(encoders, crashed, model, *steps)
+    process = subprocess.Popen(script + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+
+    def logged_past_checkpoint():
+        log = crashed / "metrics.jsonl"
+        if not (crashed / "checkpoints" / "checkpoint-2").is_dir() or not log.is_file():
+            return False
+        return any(r.get("step", 0) > 2 and "loss" in r for r in training_records(log))
+
+    while not logged_past_checkpoint() and time.time() < deadline:
+        assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (crashed / "model.safetensors").exists()
+    subprocess.run(script + args + ["--resume_from_checkpoint", "latest"], check=True, env=env, capture_output=True,
+                   timeout=600)
+
+    expected, resumed = training_records(reference / "metrics.jsonl"), training_records(crashed / "metrics.jsonl")
+    assert [r["step"] for r in resumed if "loss" in r] == list(range(1, 7))  # each step once
+    assert [r["epoch"] for r in resumed if "loss" in r] == [r["epoch"] for r in expected if "loss" in r]
+    assert [r["loss"] for r in resumed if "loss" in r] == pytest.approx([r["loss"] for r in expected if "loss" in r])
+    epochs = [r["train_loss_epoch"] for r in resumed if "train_loss_epoch" in r]
+    assert epochs == pytest.approx([r["train_loss_epoch"] for r in expected if "train_loss_epoch" in r])
+    scores = [json.loads((folder / "results.json").read_text())["metrics"]["lve"] for folder in (reference, crashed)]
+    assert scores[0] == pytest.approx(scores[1], rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Runner behaviour shared by all models
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_push_uploads_the_folder_with_hfapi_mocked(encoders, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    with mock.patch("training.common.hub.HfApi") as api:
+        api.return_value.upload_folder.return_value = mock.Mock(commit_url="https://hub/commit/1")
+        summary = train_animation.main(run_args(encoders, tmp_path / "pushed", "voca", "--render_frames", "0",
+                                                "--push_to_hub", "--hub_model_id", "org/voca-test"))
+    api.return_value.create_repo.assert_called_once_with("org/voca-test", private=False, exist_ok=True)
+    kwargs = api.return_value.upload_folder.call_args.kwargs
+    assert kwargs["repo_id"] == "org/voca-test" and kwargs["folder_path"] == str(tmp_path / "pushed")
+    assert "checkpoints/*" in kwargs["ignore_patterns"]
+    assert summary["pushed_to"] == "https://hub/commit/1"
+    assert "org/voca-test" in (tmp_path / "pushed" / "README.md").read_text()
+    assert "hf_test" not in (tmp_path / "pushed" / "results.json").read_text()
+
+
+def test_push_without_token_fails_before_any_work(encoders, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr("training.common.hub.get_token", lambda: None)
+    with pytest.raises(SystemExit, match="No Hugging Face token"):
+        train_animation.main(run_args(encoders, tmp_path / "kept", "faceformer", "--push_to_hub",
+                                      "--hub_model_id", "org/x"))
+    assert not (tmp_path / "kept").exists()
+
+
+def test_bad_arguments_are_refused_clearly(encoders, tmp_path):
+    with pytest.raises(ValueError, match="--model must be one of"):
+        train_animation.parse_args(run_args(encoders, tmp_path, "wavenet"))
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        train_animation.parse_args(run_args(encoders, tmp_path, "voca", "--dataset", "multiface"))
+    with pytest.raises(ValueError, match="no preset"):
+        train_animation.parse_args(run_args(encoders, tmp_path, "faceformer", "--preset", "vocaset-30fps"))
+    args = train_animation.parse_args(run_args(encoders, tmp_path, "voca", "--preset", "vocaset-30fps"))
+    assert args.preset == "vocaset-30fps" and args.learning_rate == 1e-4 and args.num_train_epochs == 100
+
+
+def test_a_checkpoint_of_another_model_type_is_refused(encoders, tmp_path):
+    out = tmp_path / "voca"
+    train_animation.main(run_args(encoders, out, "voca", "--max_train_steps", "1", "--render_frames", "0"))
+    with pytest.raises(ValueError):
+        ANIMATION_RECIPES["faceformer"].model_class.from_pretrained(out)

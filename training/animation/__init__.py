@@ -1,0 +1,1 @@
+"""The downstream animation side: datasets in their processed layouts, per-model recipes, evaluation, rendering."""

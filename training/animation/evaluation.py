@@ -1,0 +1,104 @@
+"""The one test protocol and scoring every animation model gets, so the baseline-vs-Wav2Sem rows are comparable.
+
+A test sequence of a speaker seen in training is predicted under that speaker's style; one of an unseen speaker under
+every training style (FaceFormer's, CodeTalker's, FaceDiffuser's and LG-LDM's test protocol), or only the first.
+LVE and MVE are pooled over every frame of every prediction, FDD is averaged over predictions (CodeTalker's
+`cal_metric.py` definitions, in `modeling_wav2sem.metrics`).
+"""
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from modeling_wav2sem.metrics import lip_vertex_error, mean_vertex_error, upper_face_dynamics_deviation
+
+from .data import AnimationDataset, Regions
+
+
+def conditions_for(subject_index: int, num_subjects: int, mode: str) -> list[int]:
+    """Styles to predict a sequence with: its own speaker's when seen in training, else every training style (`"all"`)
+    or the first (`"first"`)."""
+    if subject_index >= 0:
+        return [subject_index]
+    return list(range(num_subjects)) if mode == "all" else [0]
+
+
+def repeat_for_conditions(item: dict, conditions: list[int]) -> dict:
+    """One item as a batch of `len(conditions)` copies, one per speaking style."""
+    count = len(conditions)
+    return {
+        "input_values": torch.from_numpy(item["input_values"])[None].expand(count, -1),
+        "template": torch.from_numpy(item["template"])[None].expand(count, -1),
+        "labels": torch.from_numpy(item["labels"])[None].expand(count, -1, -1),
+        "subject_index": torch.tensor(conditions),
+    }
+
+
+@torch.no_grad()
+def validation_loss(model, dataset: AnimationDataset, device, autocast, mode: str, forward_kwargs: dict) -> float:
+    """The model's loss over the split in eval mode, averaged over the styles of `conditions_for`."""
+    was_training = model.training
+    model.eval()
+    losses = []
+    for item in dataset:
+        batch = repeat_for_conditions(item, conditions_for(item["subject_index"], model.config.num_subjects, mode))
+        with autocast():
+            output = model(**{k: v.to(device) for k, v in batch.items()}, **forward_kwargs)
+        losses.append(float(output.loss))
+    model.train(was_training)
+    return float(np.mean(losses))
+
+
+@torch.no_grad()
+def predict_test_split(
+    model, dataset: AnimationDataset, device, autocast, mode: str, limit: int | None = None, predict_kwargs=None
+) -> list[dict]:
+    """Predictions for every test sequence and style: dicts with `name`, `subject`, `condition`, `prediction`
+    (T, V*3), `reference` and `template`. Each prediction has the reference's frame count."""
+    model.eval()
+    results = []
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    for index in tqdm(range(count), desc="test", leave=False):
+        item = dataset[index]
+        conditions = conditions_for(item["subject_index"], model.config.num_subjects, mode)
+        batch = repeat_for_conditions(item, conditions)
+        with autocast():
+            output = model.predict(
+                batch["input_values"].to(device),
+                batch["template"].to(device),
+                subject_index=batch["subject_index"].to(device),
+                num_frames=len(item["labels"]),
+                **(predict_kwargs or {}),
+            )
+        for row, condition in enumerate(conditions):
+            prediction = output.vertices[row].float().cpu().numpy()
+            results.append({
+                "name": item["name"],
+                "subject": item["subject"],
+                "condition": model.config.train_subjects[condition],
+                "prediction": prediction,
+                "reference": item["labels"][: len(prediction)],
+                "template": item["template"],
+            })
+    return results
+
+
+def score_predictions(results: list[dict], regions: Regions, lve_scale: float, fdd_scale: float) -> dict:
+    """LVE and MVE (pooled over all frames of all predictions), FDD (mean over predictions), in the reported units."""
+    predictions = [r["prediction"] for r in results]
+    references = [r["reference"] for r in results]
+    if regions.lip is None:
+        raise ValueError("LVE needs lip vertex indices: put regions/lip_vertices.txt in the data folder.")
+    metrics = {
+        "lve": lip_vertex_error(predictions, references, regions.lip, scale=lve_scale),
+        "mve": mean_vertex_error(predictions, references, scale=lve_scale),
+        "fdd": None,
+        "num_sequences": len({r["name"] for r in results}),
+        "num_predictions": len(results),
+        "num_frames": int(sum(len(r["reference"]) for r in results)),
+    }
+    if regions.upper_face is not None:
+        metrics["fdd"] = upper_face_dynamics_deviation(
+            predictions, references, [r["template"] for r in results], regions.upper_face, scale=fdd_scale
+        )
+    return metrics

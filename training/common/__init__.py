@@ -1,0 +1,1 @@
+"""Code the training scripts share: checkpoints, Hub uploads and cards, process settings, audio, logging, sampling."""
