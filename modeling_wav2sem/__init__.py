@@ -9,9 +9,11 @@ from transformers import AutoConfig, AutoModel
 
 from .configuration_animation import ANIMATION_DATASETS, AnimationConfig, AnimationDatasetInfo, get_animation_dataset
 from .configuration_faceformer import FACEFORMER_DATASETS, FACEFORMER_PRESETS, FaceFormerConfig
+from .configuration_voca import VOCA_PRESETS, VOCAConfig
 from .configuration_wav2sem import WAV2SEM_PRESETS, Wav2SemConfig, Wav2SemFusedConfig
 from .modeling_animation import AnimationOutput, AnimationPreTrainedModel
 from .modeling_faceformer import FaceFormerForAnimation, FaceFormerOutput, FaceFormerPreTrainedModel
+from .modeling_voca import VOCAForAnimation, VOCAOutput
 from .modeling_wav2sem import (
     Wav2SemFusedEncoder,
     Wav2SemFusedEncoderOutput,
@@ -28,6 +30,7 @@ def _register_auto_classes():
         (Wav2SemConfig, Wav2SemModel),
         (Wav2SemFusedConfig, Wav2SemFusedEncoder),
         (FaceFormerConfig, FaceFormerForAnimation),
+        (VOCAConfig, VOCAForAnimation),
     ):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
@@ -49,6 +52,10 @@ __all__ = [
     "FaceFormerForAnimation",
     "FaceFormerOutput",
     "FaceFormerPreTrainedModel",
+    "VOCA_PRESETS",
+    "VOCAConfig",
+    "VOCAForAnimation",
+    "VOCAOutput",
     "WAV2SEM_PRESETS",
     "get_animation_dataset",
     "Wav2SemConfig",

@@ -257,6 +257,18 @@ class AnimationConfig(PreTrainedConfig):
             raise ValueError("train_subjects has duplicates.")
 
     @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """As `PreTrainedConfig.from_dict`, but a config of another model type is refused: transformers only warns,
+        and `from_pretrained` would then build this model with new weights in place of the checkpoint's."""
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            raise ValueError(
+                f"This checkpoint is a `{model_type}` model, not a `{cls.model_type}` one ({cls.__name__}): load it "
+                "with its own class or with AutoModel."
+            )
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
     def from_preset(cls, name: str, **overrides) -> "AnimationConfig":
         """The published settings of this model for dataset `name` (see `presets`), with `overrides` on top."""
         if name.lower() not in cls.presets:

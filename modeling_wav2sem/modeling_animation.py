@@ -194,6 +194,14 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
         super().post_init()
         self._apply_freezing()
 
+    def initialize_weights(self):
+        # The audio encoder first, as the model it is: transformers passes our custom-code flag down to it, and under
+        # custom code it skips the modules that own no tensors, which wav2vec2's `_init_weights` uses to initialise
+        # its feature projection and positional conv (so weights missing from a checkpoint got another init than in
+        # `__init__`). Its modules are then marked initialised and skipped below.
+        self.audio_encoder.initialize_weights()
+        super().initialize_weights()
+
     def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False):
         # Under custom code transformers would skip (vacuously) the modules that own no tensors; ours initialise only
         # tensors they own, but keep the same rule for the encoder's sake.

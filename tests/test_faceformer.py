@@ -3,13 +3,12 @@
 Tiny random encoders saved to temporary folders; CPU, fp32.
 """
 
-import os
-
 import pytest
 import torch
-from transformers import AutoConfig, AutoModel, Data2VecAudioConfig, HubertConfig, Wav2Vec2Config, WavLMConfig
+from animation_model_tests import AnimationModelTesterMixin
+from conftest import SUBJECTS, TINY_BACKBONE, V3, padded_audio, samples_for_conv_frames, tiny_audio_config
+from transformers import Wav2Vec2Config
 
-from modeling_wav2sem import Wav2SemConfig, Wav2SemFusedConfig, Wav2SemFusedEncoder, Wav2SemModel
 from modeling_wav2sem.configuration_faceformer import FaceFormerConfig
 from modeling_wav2sem.modeling_faceformer import (
     FaceFormerForAnimation,
@@ -19,25 +18,6 @@ from modeling_wav2sem.modeling_faceformer import (
     periodic_positional_encoding,
 )
 
-TINY_BACKBONE = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=37,
-    conv_dim=(16,) * 7,
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=2,
-    layerdrop=0.0,
-    mask_time_prob=0.0,
-)
-BACKBONES = {
-    "hubert": HubertConfig,
-    "wav2vec2": Wav2Vec2Config,
-    "wavlm": WavLMConfig,
-    "data2vec-audio": lambda **kw: Data2VecAudioConfig(**{**kw, "num_conv_pos_embeddings": 5}),
-}
-V3 = 20 * 3
-SUBJECTS = ["s0", "s1", "s2"]
 INF = float("inf")
 
 
@@ -58,48 +38,8 @@ def randomize_output_layer(model, seed=3):
 def tiny_model(backbone="wav2vec2", seed=0, backbone_overrides=None, **overrides):
     """A tiny random FaceFormer around a `backbone` encoder ("fused": a HuBERT backbone + tiny Wav2Sem)."""
     torch.manual_seed(seed)
-    if backbone == "fused":
-        audio_config = Wav2SemFusedConfig(
-            audio_config=HubertConfig(**{**TINY_BACKBONE, **(backbone_overrides or {})}),
-            wav2sem_config=Wav2SemConfig.from_preset("tiny"),
-            fusion_init="normal",
-        )
-    else:
-        audio_config = BACKBONES[backbone](**{**TINY_BACKBONE, **(backbone_overrides or {})})
+    audio_config = tiny_audio_config(backbone, backbone_overrides)
     return randomize_output_layer(FaceFormerForAnimation(tiny_config(audio_config, **overrides))).eval()
-
-
-def samples_for_conv_frames(frames: int) -> int:
-    return 320 * (frames - 1) + 400
-
-
-def padded_audio(lengths, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    values = torch.zeros(len(lengths), max(lengths))
-    mask = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
-    for i, n in enumerate(lengths):
-        values[i, :n] = torch.randn(n, generator=gen)
-        mask[i, :n] = 1
-    return values, mask
-
-
-@pytest.fixture(scope="module")
-def encoder_dirs(tmp_path_factory):
-    """A tiny wav2vec2 backbone and the same backbone fused with a tiny Wav2Sem, each saved as a checkpoint."""
-    root = tmp_path_factory.mktemp("encoders")
-    torch.manual_seed(1)
-    AutoModel.from_config(Wav2Vec2Config(**TINY_BACKBONE)).save_pretrained(root / "backbone")
-    torch.manual_seed(2)
-    Wav2SemModel(Wav2SemConfig.from_preset("tiny")).save_pretrained(root / "wav2sem")
-    fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(str(root / "backbone"), str(root / "wav2sem"))
-    fused.save_pretrained(root / "fused")
-    return {"plain": str(root / "backbone"), "fused": str(root / "fused")}
-
-
-@pytest.fixture(scope="module")
-def registered():
-    AutoConfig.register(FaceFormerConfig.model_type, FaceFormerConfig, exist_ok=True)
-    AutoModel.register(FaceFormerConfig, FaceFormerForAnimation, exist_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -159,30 +99,6 @@ def test_periodic_positional_encoding_is_periodic():
 # ---------------------------------------------------------------------------------------------------------------------
 # Audio resampled to the vertex frame rate
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("samples", [1000, 5000, 16000, 23457])
-def test_vocaset_audio_frames_equal_vertex_frames(samples):
-    model = tiny_model()
-    conv_frames = (samples - 400) // 320 + 1
-    with torch.no_grad():
-        features, frames = model.encode_audio(torch.randn(1, samples))
-        assert frames == [conv_frames * 30 // 50] and features.shape == (1, frames[0], 32)
-        forced, frames = model.encode_audio(torch.randn(1, samples), num_frames=conv_frames * 30 // 50 + 2)  # labels
-        assert frames == [conv_frames * 30 // 50 + 2] and forced.shape == (1, frames[0], 32)
-
-
-def test_labels_far_longer_than_their_audio_are_refused():
-    model = tiny_model()
-    audio = torch.randn(1, 32000)  # 2 s: 59 vertex frames at 30 fps
-    with pytest.raises(ValueError, match="far longer than their audio"):
-        model(audio, torch.zeros(V3), 0, labels=torch.zeros(1, 500, V3))
-    model(audio, torch.zeros(V3), 0, labels=torch.zeros(1, 61, V3))  # a frame or two apart is fine
-
-
-def test_audio_shorter_than_one_vertex_frame_is_refused():
-    with pytest.raises(ValueError, match="at least one vertex frame"):
-        tiny_model().predict(torch.randn(1, 400), torch.zeros(V3), 0)
 
 
 def test_interpolation_happens_on_conv_features_before_the_transformer():
@@ -278,7 +194,7 @@ def test_long_input_beyond_600_frames():
 
 # data2vec-audio is left out: transformers' Data2VecAudioModel itself leaks padding (its stacked positional convs).
 @pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")  # raised inside transformers' WavLM
-@pytest.mark.parametrize("backbone", ["hubert", "wav2vec2", "wavlm", "fused"])
+@pytest.mark.parametrize("backbone", ["hubert", "wavlm", "fused"])  # wav2vec2: in the mixin below
 def test_padded_batch_gives_each_item_its_own_result(backbone):
     # A group-norm conv stack normalises over time and so sees padding; the layer-norm one does not.
     model = tiny_model(backbone, backbone_overrides={"feat_extract_norm": "layer", "do_stable_layer_norm": True})
@@ -329,82 +245,19 @@ def test_autoregressive_training_forward_and_frozen_cnn(use_cache):
     assert model.audio_encoder.encoder.layers[0].attention.q_proj.weight.grad is not None  # encoder layers train
 
 
-def test_return_dict_and_errors():
-    model = tiny_model()
-    audio, template = torch.randn(1, 8000), torch.zeros(1, V3)
-    as_tuple = model.predict(audio, template, 0, return_dict=False)
-    assert isinstance(as_tuple, tuple) and as_tuple[0].shape == (1, 14, V3)
-    with pytest.raises(ValueError, match="Unknown subject"):
-        model.predict(audio, template, "nobody")
-    with pytest.raises(ValueError, match="subject_index must be in"):
-        model.predict(audio, template, 3)
-    with pytest.raises(ValueError, match="template must have shape"):
-        model.predict(audio, torch.zeros(1, V3 + 1), 0)
-    with pytest.raises(ValueError, match="right-padded"):
-        model(audio, template, 0, labels=torch.zeros(1, 3, V3), vertex_mask=torch.tensor([[1, 0, 1]]))
+def test_config_without_a_dataset_needs_every_field():
     with pytest.raises(ValueError, match="fields must be given"):
         FaceFormerConfig(dataset=None, vertice_dim=V3)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Encoder swap and checkpoints
+# What every animation model shares (shapes, frame counts, padded batches, training, encoder swap, round trips, errors)
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def build(path):
-    torch.manual_seed(0)
-    model = FaceFormerForAnimation.from_audio_encoder(path, vertice_dim=V3, feature_dim=16, train_subjects=SUBJECTS)
-    return randomize_output_layer(model).eval()
+class TestFaceFormerAnimationModel(AnimationModelTesterMixin):
+    model_class = FaceFormerForAnimation
+    tiny_config = {"feature_dim": 16}
 
-
-def test_encoder_swap_changes_nothing_else(encoder_dirs):
-    plain, fused = build(encoder_dirs["plain"]), build(encoder_dirs["fused"])
-    assert type(plain.audio_encoder).__name__ == "Wav2Vec2Model"
-    assert isinstance(fused.audio_encoder, Wav2SemFusedEncoder)
-
-    def outside(model):
-        return {k: v for k, v in model.state_dict().items() if not k.startswith("audio_encoder.")}
-
-    plain_params, fused_params = outside(plain), outside(fused)
-    assert plain_params.keys() == fused_params.keys()
-    assert all(plain_params[k].shape == fused_params[k].shape for k in plain_params)
-    fused.load_state_dict(plain_params, strict=False)  # the same FaceFormer weights around either encoder
-    plain_config, fused_config = plain.config.to_dict(), fused.config.to_dict()
-    assert plain_config.pop("audio_config")["model_type"] == "wav2vec2"
-    assert fused_config.pop("audio_config")["model_type"] == "wav2sem-fused"
-    assert plain_config == fused_config
-    # Frozen parts: the CNN in both; the whole Wav2Sem module in the fused one.
-    assert not any(p.requires_grad for p in plain.audio_encoder.feature_extractor.parameters())
-    assert not any(p.requires_grad for p in fused.audio_encoder.backbone.feature_extractor.parameters())
-    assert not any(p.requires_grad for p in fused.audio_encoder.wav2sem.parameters())
-    # FC1 starts at zero, so F_d == F_p: the fused model starts exactly at the baseline.
-    values, mask = padded_audio([12000, 9000])
-    template, labels = torch.randn(2, V3), torch.randn(2, 22, V3)
-    with torch.no_grad():
-        a = plain(values, template, [0, 1], labels=labels, attention_mask=mask)
-        b = fused(values, template, [0, 1], labels=labels, attention_mask=mask)
-    assert a.vertices.shape == b.vertices.shape and a.audio_features.shape == b.audio_features.shape
-    torch.testing.assert_close(a.vertices, b.vertices, rtol=0, atol=1e-5)
-    fused.train()
-    assert fused.audio_encoder.backbone.training and not fused.audio_encoder.wav2sem.training
-
-
-@pytest.mark.parametrize("kind", ["plain", "fused"])
-def test_auto_round_trip(kind, encoder_dirs, registered, tmp_path):
-    model = build(encoder_dirs[kind])
-    with torch.no_grad():  # move FC1 off zero so the fused encoder's own weights matter
-        for p in model.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-    model.save_pretrained(tmp_path)
-    weights = [f for f in os.listdir(tmp_path) if f.endswith((".safetensors", ".bin", ".pt"))]
-    assert weights == ["model.safetensors"]
-    config = AutoConfig.from_pretrained(tmp_path)
-    assert isinstance(config, FaceFormerConfig)
-    assert config.audio_config.model_type == model.config.audio_config.model_type
-    loaded = AutoModel.from_pretrained(tmp_path).eval()
-    assert isinstance(loaded, FaceFormerForAnimation)
-    assert not any(p.requires_grad for p in loaded.speech_backbone.feature_extractor.parameters())
-    if kind == "fused":
-        assert not any(p.requires_grad for p in loaded.audio_encoder.wav2sem.parameters())
-    audio, template = torch.randn(1, 10000), torch.randn(1, V3)
-    torch.testing.assert_close(loaded.predict(audio, template, 2).vertices, model.predict(audio, template, 2).vertices)
+    def prepare_model(self, model):
+        return randomize_output_layer(model)

@@ -1,17 +1,30 @@
-"""transformers' own common model and config tests (`ModelTesterMixin`, `ConfigTester`) on Wav2SemModel and
-Wav2SemFusedEncoder, with tiny configs, on CPU.
+"""transformers' own common model and config tests (`ModelTesterMixin`, `ConfigTester`) on Wav2SemModel,
+Wav2SemFusedEncoder and the animation models (FaceFormerForAnimation, VOCAForAnimation), with tiny configs, on CPU.
+
+The animation models take a template and a speaker besides the audio: the tester passes them in every input dict (and
+labels with their frame mask where a test asks for labels), so the common tests that apply run on them; the ones that
+need per-layer hidden states or attention weights, which these models do not return, are skipped with the reason.
 
 The common tests come from the transformers sdist of the installed version, fetched once into `.cache/` by
 `transformers_common.load_common_tests()`; without network the whole module is skipped with the reason.
 """
 
+import math
 import unittest
+from fractions import Fraction
 
 import pytest
 import torch
 from transformers import HubertConfig, Wav2Vec2Config
 
-from modeling_wav2sem import Wav2SemConfig, Wav2SemFusedConfig, Wav2SemFusedEncoder, Wav2SemModel
+from modeling_wav2sem import (
+    FaceFormerForAnimation,
+    VOCAForAnimation,
+    Wav2SemConfig,
+    Wav2SemFusedConfig,
+    Wav2SemFusedEncoder,
+    Wav2SemModel,
+)
 from transformers_common import CommonTestsUnavailable, load_common_tests
 
 try:
@@ -269,3 +282,221 @@ class Wav2SemFusedEncoderCommonTest(_AudioEncoderCommonTests, unittest.TestCase)
         self.config_tester = ConfigTester(
             self, config_class=Wav2SemFusedConfig, has_text_modality=False, common_properties=["hidden_size"]
         )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The animation models: FaceFormer and VOCA
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+# The animation models return meshes, not per-layer outputs: their forward takes no `output_hidden_states` /
+# `output_attentions` (the audio encoder's own are tested on the encoders).
+NO_LAYER_OUTPUTS = "an audio-to-mesh model: forward returns meshes, no per-layer hidden states or attention weights"
+
+
+class AnimationModelTester:
+    """A tiny animation model (`config_class` with `model_fields`) around a tiny wav2vec2 encoder (hidden size 16,
+    2 layers, 8 conv channels): 4 vertices, 2 speakers; 3200 samples = 10 conv frames, so 6 vertex frames at 30 fps
+    and 12 at 60 fps. Inputs: audio with a right-padded mask (every item long enough for 2 vertex frames), a template
+    and a speaker per item; with `return_labels`, vertices and their mask for each item's frames."""
+
+    def __init__(self, parent, config_class, model_fields, batch_size=2, seq_length=3200, is_training=True):
+        self.parent = parent
+        self.padded = True  # False: every item has all `seq_length` samples
+        self.config_class = config_class
+        self.model_fields = model_fields
+        self.batch_size = batch_size
+        self.seq_length = seq_length
+        self.is_training = is_training
+        self.vertice_dim = 12
+        self.train_subjects = ["a", "b"]
+        self.hidden_size = 16
+        self.num_hidden_layers = 2
+        self.num_attention_heads = 2
+        config = self.get_config()
+        hop = math.prod(config.audio_config.conv_stride)
+        # The shortest item: 2 vertex frames, i.e. ceil(2 * 50 / fps) conv frames.
+        conv_frames = math.ceil(2 * config.audio_frame_rate / config.frame_rate)
+        self.min_length = hop * (conv_frames - 1) + 400
+
+    def get_audio_config(self):
+        return Wav2Vec2Config(
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            intermediate_size=20,
+            conv_dim=(8,) * 7,
+            num_conv_pos_embeddings=4,
+            num_conv_pos_embedding_groups=2,
+            layerdrop=0.0,
+            mask_time_length=2,
+            vocab_size=8,
+        )
+
+    def get_config(self):
+        return self.config_class(
+            audio_config=self.get_audio_config(),
+            vertice_dim=self.vertice_dim,
+            train_subjects=self.train_subjects,
+            **self.model_fields,
+        )
+
+    def prepare_config_and_inputs_for_common(self):
+        config = self.get_config()
+        inputs = {
+            "input_values": floats_tensor([self.batch_size, self.seq_length], scale=1.0),
+            "attention_mask": right_padded_attention_mask(
+                self.batch_size, self.seq_length, self.min_length if self.padded else self.seq_length
+            ),
+            "template": floats_tensor([self.batch_size, self.vertice_dim], scale=1.0),
+            "subject_index": torch.arange(self.batch_size) % len(self.train_subjects),
+        }
+        return config, inputs
+
+    def frames(self, config, attention_mask) -> list[int]:
+        """Vertex frames of each item: floor(conv frames * frame_rate / 50)."""
+        audio_config = config.audio_config
+        kernels, strides = audio_config.conv_kernel, audio_config.conv_stride
+        conv = [_conv_frames(int(n), kernels, strides) for n in attention_mask.sum(-1)]
+        ratio = Fraction(config.frame_rate) / Fraction(config.audio_frame_rate)
+        return [int(n * ratio) for n in conv]
+
+    def add_labels(self, config, inputs):
+        frames = self.frames(config, inputs["attention_mask"])
+        inputs["labels"] = floats_tensor([self.batch_size, max(frames), self.vertice_dim], scale=1.0)
+        inputs["vertex_mask"] = torch.arange(max(frames))[None] < torch.tensor(frames)[:, None]
+        return inputs
+
+    def create_and_check_model(self, model_class):
+        config, inputs = self.prepare_config_and_inputs_for_common()
+        model = model_class(config).eval()
+        frames = self.frames(config, inputs["attention_mask"])
+        with torch.no_grad():
+            output = model(**inputs)
+            trained = model(**self.add_labels(config, dict(inputs)))
+        self.parent.assertEqual(output.vertices.shape, (self.batch_size, max(frames), self.vertice_dim))
+        self.parent.assertEqual(output.audio_features.shape[:2], (self.batch_size, max(frames)))
+        self.parent.assertEqual(trained.loss.shape, ())
+
+
+class _AnimationCommonTests(ModelTesterMixin):
+    """Settings and skips shared by the animation models: audio plus a template and a speaker in, meshes out."""
+
+    test_resize_embeddings = False  # no token embeddings to resize
+    test_resize_position_embeddings = False
+    test_mismatched_shapes = False  # needs a classification head with `num_labels`
+    is_encoder_decoder = False
+    main_input_name = "input_values"
+    _is_composite = True  # the audio encoder is a sub-model with its own sub-config
+    model_fields: dict = {}
+
+    def setUp(self):
+        config_class = self.all_model_classes[0].config_class
+        self.model_tester = AnimationModelTester(self, config_class, self.model_fields)
+        self.config_tester = ConfigTester(
+            self, config_class=config_class, has_text_modality=False, common_properties=["num_subjects"]
+        )
+
+    def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
+        inputs_dict = super()._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)
+        if return_labels:
+            inputs_dict = self.model_tester.add_labels(self.model_tester.get_config(), inputs_dict)
+        return inputs_dict
+
+    def test_model(self):
+        for model_class in self.all_model_classes:
+            self.model_tester.create_and_check_model(model_class)
+
+    def test_config(self):
+        self.config_tester.run_common_tests()
+
+    @unittest.skip(reason="an audio-to-mesh model: raw waveform in, no token input embeddings to get or set")
+    def test_model_get_set_embeddings(self):
+        pass
+
+    @unittest.skip(reason=NO_LAYER_OUTPUTS)
+    def test_attention_outputs(self):
+        pass
+
+    @unittest.skip(reason=NO_LAYER_OUTPUTS)
+    def test_hidden_states_output(self):
+        pass
+
+    @unittest.skip(reason=NO_LAYER_OUTPUTS)
+    def test_retain_grad_hidden_states_attentions(self):
+        pass
+
+    @unittest.skip(
+        reason=f"{NO_LAYER_OUTPUTS}, and it asks for them; the encoder runs stage by stage, outside its decorated "
+        "forward, so no `capture_outputs` can chain"
+    )
+    def test_capture_outputs_decorator(self):
+        pass
+
+    def test_training_gradient_checkpointing_use_reentrant_true(self):
+        """The common test with the conv feature encoder trainable: it probes the first checkpointed layer, a conv
+        layer of the feature encoder, which reentrant checkpointing never recomputes while the encoder is frozen (its
+        input needs no gradient), rightly. The default and non-reentrant variants run on the frozen one."""
+        self.model_tester.model_fields = {**self.model_fields, "freeze_feature_encoder": False}
+        super().test_training_gradient_checkpointing_use_reentrant_true()
+
+    def test_batching_equivalence(self, atol=1e-5, rtol=1e-5):
+        """The common test on items of equal length: for a padded batch the output's `vertex_mask` has no counterpart
+        in the output of its first, unpadded item alone (`None` there, so the common test's key lookup fails). Padded
+        batches are compared item by item in tests/animation_model_tests.py."""
+        self.model_tester.padded = False
+        super().test_batching_equivalence(atol=atol, rtol=rtol)
+
+    def test_model_outputs_equivalence(self):
+        """The common tuple-vs-dict comparison, with and without labels, on a right-padded batch; without its
+        `output_hidden_states` / `output_attentions` variants (see NO_LAYER_OUTPUTS), and comparing the boolean
+        `vertex_mask` exactly (the common test subtracts outputs for its message, which bool tensors refuse)."""
+        config, inputs_dict = self.model_tester.prepare_config_and_inputs_for_common()
+        for model_class in self.all_model_classes:
+            model = model_class(config).eval()
+            for return_labels in (False, True):
+                inputs = self._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)
+                with torch.no_grad():
+                    tuple_output = model(**inputs, return_dict=False)
+                    dict_output = model(**inputs, return_dict=True).to_tuple()
+                self.assertEqual(len(tuple_output), len(dict_output))
+                self.assertIsNotNone(dict_output[-1] if return_labels else dict_output[0])
+                for tuple_value, dict_value in zip(tuple_output, dict_output):
+                    torch.testing.assert_close(tuple_value, dict_value, atol=1e-5, rtol=0)
+
+    def test_eager_matches_sdpa_inference_fp32_pad_right_vertices(self):
+        """Stand-in for the common `test_eager_matches_sdpa_inference_*` (which compare per-layer hidden states): the
+        meshes and the encoder output of a right-padded batch are the same with the encoder's eager and SDPA
+        attention."""
+        config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
+        for model_class in self.all_model_classes:
+            torch.manual_seed(0)
+            model = model_class(config).eval()
+            outputs = {}
+            for implementation in ("eager", "sdpa"):
+                model.set_attn_implementation(implementation)
+                self.assertEqual(model.audio_encoder.config._attn_implementation, implementation)
+                with torch.no_grad():
+                    outputs[implementation] = model(**inputs)
+            for key in ("vertices", "audio_features", "last_hidden_state"):
+                torch.testing.assert_close(outputs["sdpa"][key], outputs["eager"][key], atol=1e-5, rtol=1e-4)
+
+
+def _skip_sdpa_hidden_state_comparisons():
+    reason = f"{NO_LAYER_OUTPUTS}; see test_eager_matches_sdpa_inference_fp32_pad_right_vertices"
+    for name in dir(ModelTesterMixin):
+        if name.startswith("test_eager_matches_sdpa_inference_"):
+            setattr(_AnimationCommonTests, name, unittest.skip(reason=reason)(getattr(ModelTesterMixin, name)))
+
+
+_skip_sdpa_hidden_state_comparisons()
+
+
+class FaceFormerCommonTest(_AnimationCommonTests, unittest.TestCase):
+    all_model_classes = (FaceFormerForAnimation,)
+    model_fields = {"feature_dim": 8, "num_attention_heads": 2}
+
+
+class VOCACommonTest(_AnimationCommonTests, unittest.TestCase):
+    all_model_classes = (VOCAForAnimation,)
+    model_fields = {"conv_channels": [4, 4, 8, 8], "fc_hidden_size": 8, "expression_dim": 6}

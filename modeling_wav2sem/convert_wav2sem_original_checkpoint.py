@@ -1,6 +1,6 @@
 """Convert a checkpoint of the official Wav2Sem training script into this package's format.
 
-    python -m modeling_wav2sem.convert_official --checkpoint model.pth.tar --output_dir wav2sem-c \
+    python -m modeling_wav2sem.convert_wav2sem_original_checkpoint --checkpoint model.pth.tar --output_dir wav2sem-c \
         [--target cls|mean] [--teacher_name_or_path bert-base-uncased] [--preset paper] [--num_attention_heads 12]
 
 The official checkpoint is a torch pickle `{'state_dict': {...}}` (a bare state dict is accepted too) with keys such

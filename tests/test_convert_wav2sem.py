@@ -15,7 +15,7 @@ import torch
 from transformers import AutoFeatureExtractor, AutoModel, Wav2Vec2Config, Wav2Vec2Model
 
 from modeling_wav2sem import Wav2SemConfig, Wav2SemModel
-from modeling_wav2sem.convert_official import (
+from modeling_wav2sem.convert_wav2sem_original_checkpoint import (
     BUFFERS,
     convert_official_state_dict,
     infer_config,
@@ -177,7 +177,7 @@ def test_cli_writes_a_loadable_folder(reference_model, tmp_path):
     torch.save({"state_dict": official_state_dict(reference_model, "module.")}, path)
     output = tmp_path / "wav2sem-m"
     result = subprocess.run(
-        [sys.executable, "-m", "modeling_wav2sem.convert_official", "--checkpoint", str(path), "--output_dir",
+        [sys.executable, "-m", "modeling_wav2sem.convert_wav2sem_original_checkpoint", "--checkpoint", str(path), "--output_dir",
          str(output), "--num_attention_heads", "2", "--target", "mean"],
         capture_output=True, text=True, timeout=300,
     )
