@@ -1,11 +1,19 @@
-"""Front-view renders of vertex sequences of any mesh (FLAME, BIWI, the synthetic face): PNG frame grids and GIFs.
+"""Front-view renders of vertex sequences of any mesh (FLAME, BIWI, the synthetic face): PNG frame grids, GIFs and
+H.264 MP4 videos with the speech muxed in.
 
-With triangles (`mesh.obj` next to the data, or any OBJ) the mesh is drawn as shaded polygons sorted by depth;
-without, as a point cloud coloured by depth. Lip vertices, when known, are marked. Meant for looking at results.
+PNG and GIF (matplotlib): with triangles (`mesh.obj` next to the data, or any OBJ) the mesh is drawn as shaded
+polygons sorted by depth; without, as a point cloud coloured by depth. Lip vertices, when known, are marked.
+
+MP4 (`render_video`): a numpy z-buffer rasteriser (headless, CPU, no OpenGL) draws each frame front-lit with Gouraud
+shading (per-vertex normals, Lambert + Blinn-Phong highlight, lips tinted), one panel per labelled sequence side by
+side, framed alike; PyAV (FFmpeg in its wheels) encodes it as H.264 / yuv420p at the model's frame rate, with the
+audio as AAC, so that browsers play it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +135,326 @@ def render_gif(
     animation.save(str(path), writer=PillowWriter(fps=fps / step), dpi=dpi)
     plt.close(fig)
     return Path(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Shaded video frames: a numpy z-buffer rasteriser
+# ---------------------------------------------------------------------------------------------------------------------
+
+SKIN = np.array([0.87, 0.71, 0.61])
+LIPS = np.array([0.74, 0.40, 0.40])
+BACKGROUND = np.array([30, 32, 36], dtype=np.uint8)  # dark: the lit face stands out
+LIGHT = np.array([-0.35, 0.45, 1.0]) / np.linalg.norm([-0.35, 0.45, 1.0])  # from the front, above, camera's left
+AMBIENT, DIFFUSE, SPECULAR, SHININESS = 0.22, 0.78, 0.18, 24.0
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """`(V, 3)` unit normals: area-weighted sums of the triangle normals, each turned towards the viewer (+z) first,
+    so a mesh of mixed winding is lit alike on both sides. Vertices in no triangle get +z."""
+    corners = vertices[faces]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals *= np.where(normals[:, 2:] < 0, -1.0, 1.0)
+    index = faces.reshape(-1)
+    summed = np.stack(
+        [np.bincount(index, weights=np.repeat(normals[:, k], 3), minlength=len(vertices)) for k in range(3)], axis=1
+    )
+    length = np.linalg.norm(summed, axis=1, keepdims=True)
+    lonely = length[:, 0] == 0
+    summed[lonely], length[lonely] = (0.0, 0.0, 1.0), 1.0
+    return summed / length
+
+
+def shade(normals: np.ndarray, albedo: np.ndarray) -> np.ndarray:
+    """`(V, 3)` RGB in [0, 1]: ambient + Lambert diffuse + a Blinn-Phong highlight, for an orthographic camera on +z."""
+    half = LIGHT + np.array([0.0, 0.0, 1.0])
+    half /= np.linalg.norm(half)
+    diffuse = np.clip(normals @ LIGHT, 0.0, None)
+    specular = np.clip(normals @ half, 0.0, None) ** SHININESS
+    return np.clip(albedo * (AMBIENT + DIFFUSE * diffuse)[:, None] + (SPECULAR * specular)[:, None], 0.0, 1.0)
+
+
+class FrameView:
+    """One framing for a set of sequences: an orthographic front view (x right, y up, z towards the viewer) that
+    fits every vertex of every frame into a `height`-pixel panel, so panels side by side share a scale."""
+
+    def __init__(self, sequences: list[np.ndarray], height: int = 360, pad: float = 0.04):
+        (x0, x1), (y0, y1) = _limits(sequences)
+        self.scale = (height - 2 * pad * height) / max(y1 - y0, 1e-12)
+        self.width = int(round((x1 - x0) * self.scale + 2 * pad * height))
+        self.width += self.width % 2
+        self.height = height + height % 2
+        self.center = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+
+    def project(self, vertices: np.ndarray) -> np.ndarray:
+        """`(V, 2)` pixel coordinates (x right, y down) of `(V, 3)` vertices."""
+        xy = (vertices[:, :2] - self.center) * self.scale
+        return np.stack([xy[:, 0] + self.width / 2, self.height / 2 - xy[:, 1]], axis=1)
+
+
+def rasterize(screen: np.ndarray, depth: np.ndarray, colors: np.ndarray, faces: np.ndarray, width: int, height: int,
+              background: np.ndarray = BACKGROUND) -> np.ndarray:
+    """`(height, width, 3)` uint8 image of triangles with Gouraud-interpolated vertex colours, nearest (largest
+    depth) wins. `screen` (V, 2) pixel coordinates, `depth` (V,), `colors` (V, 3) in [0, 1], `faces` (F, 3).
+
+    Vectorised over triangles: each is tested at the pixel centres of its bounding box, triangles being grouped by
+    box size (rounded up to powers of two) so one array operation covers a group; the z-buffer is one
+    `np.maximum.at` over all covered samples."""
+    image = np.empty((height * width, 3), dtype=np.uint8)
+    image[:] = background
+    corners = screen[faces]  # (F, 3, 2)
+    x, y = corners[..., 0], corners[..., 1]
+    area = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
+    left = np.maximum(np.ceil(x.min(1) - 0.5), 0).astype(np.int64)
+    right = np.minimum(np.floor(x.max(1) - 0.5), width - 1).astype(np.int64)
+    top = np.maximum(np.ceil(y.min(1) - 0.5), 0).astype(np.int64)
+    bottom = np.minimum(np.floor(y.max(1) - 0.5), height - 1).astype(np.int64)
+    keep = (np.abs(area) > 1e-12) & (right >= left) & (bottom >= top)
+    if not keep.any():
+        return image.reshape(height, width, 3)
+    ids = np.flatnonzero(keep)
+    x, y, area = x[ids], y[ids], area[ids]
+    left, top = left[ids], top[ids]
+    box_w, box_h = right[ids] - left + 1, bottom[ids] - top + 1
+    # Barycentric weights as affine functions of the pixel centre: w_k = a_k * px + b_k * py + c_k.
+    a = np.stack([y[:, 1] - y[:, 2], y[:, 2] - y[:, 0], y[:, 0] - y[:, 1]], 1) / area[:, None]
+    b = np.stack([x[:, 2] - x[:, 1], x[:, 0] - x[:, 2], x[:, 1] - x[:, 0]], 1) / area[:, None]
+    c = np.stack([x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1], x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2],
+                  x[:, 0] * y[:, 1] - x[:, 1] * y[:, 0]], 1) / area[:, None]
+    group_w = 1 << np.ceil(np.log2(box_w)).astype(np.int64)
+    group_h = 1 << np.ceil(np.log2(box_h)).astype(np.int64)
+    code = group_w * 65536 + group_h
+    pixels, depths, owners, weights = [], [], [], []
+    tri_depth = depth[faces[ids]]  # (n, 3)
+    for value in np.unique(code):
+        members = np.flatnonzero(code == value)
+        gw, gh = int(value // 65536), int(value % 65536)
+        dx, dy = np.tile(np.arange(gw), gh), np.repeat(np.arange(gh), gw)
+        px = left[members, None] + dx[None]
+        py = top[members, None] + dy[None]
+        inside = (dx[None] < box_w[members, None]) & (dy[None] < box_h[members, None])
+        cx, cy = px + 0.5, py + 0.5
+        w = [a[members, k, None] * cx + b[members, k, None] * cy + c[members, k, None] for k in range(2)]
+        w.append(1.0 - w[0] - w[1])
+        eps = -1e-7
+        inside &= (w[0] >= eps) & (w[1] >= eps) & (w[2] >= eps)
+        rows, cols = np.nonzero(inside)
+        if not len(rows):
+            continue
+        bary = np.stack([w[0][rows, cols], w[1][rows, cols], w[2][rows, cols]], 1)
+        owner = members[rows]
+        pixels.append(py[rows, cols] * width + px[rows, cols])
+        depths.append((bary * tri_depth[owner]).sum(1))
+        owners.append(owner)
+        weights.append(bary)
+    if not pixels:
+        return image.reshape(height, width, 3)
+    pixels, depths = np.concatenate(pixels), np.concatenate(depths)
+    owners, weights = np.concatenate(owners), np.concatenate(weights)
+    zbuffer = np.full(height * width, -np.inf)
+    np.maximum.at(zbuffer, pixels, depths)
+    front = depths >= zbuffer[pixels]
+    pixels, owners, weights = pixels[front], owners[front], weights[front]
+    rgb = np.einsum("nk,nkc->nc", weights, colors[faces[ids[owners]]])
+    image[pixels] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return image.reshape(height, width, 3)
+
+
+def splat_points(screen: np.ndarray, depth: np.ndarray, colors: np.ndarray, width: int, height: int,
+                 radius: int = 1, background: np.ndarray = BACKGROUND) -> np.ndarray:
+    """A point cloud as `(2 * radius + 1)`-pixel squares with a z-buffer (for meshes without triangles)."""
+    image = np.empty((height * width, 3), dtype=np.uint8)
+    image[:] = background
+    offsets = np.arange(-radius, radius + 1)
+    px = (np.floor(screen[:, 0]).astype(np.int64)[:, None, None] + offsets[None, None, :]).repeat(len(offsets), 1)
+    py = (np.floor(screen[:, 1]).astype(np.int64)[:, None, None] + offsets[None, :, None]).repeat(len(offsets), 2)
+    owner = np.broadcast_to(np.arange(len(screen))[:, None, None], px.shape)
+    valid = (px >= 0) & (px < width) & (py >= 0) & (py < height)
+    pixels, owner = (py * width + px)[valid], owner[valid]
+    zbuffer = np.full(height * width, -np.inf)
+    np.maximum.at(zbuffer, pixels, depth[owner])
+    front = depth[owner] >= zbuffer[pixels]
+    image[pixels[front]] = np.clip(colors[owner[front]] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return image.reshape(height, width, 3)
+
+
+def vertex_albedo(num_vertices: int, lips: np.ndarray | None = None) -> np.ndarray:
+    """`(V, 3)` base colours: skin, the lip vertices (when known) tinted red."""
+    albedo = np.tile(SKIN, (num_vertices, 1))
+    if lips is not None and len(lips):
+        albedo[np.asarray(lips)] = LIPS
+    return albedo
+
+
+def render_mesh(vertices: np.ndarray, faces: np.ndarray | None, view: FrameView, albedo: np.ndarray) -> np.ndarray:
+    """One `(view.height, view.width, 3)` uint8 front view of `(V, 3)` vertices: shaded triangles, or points."""
+    screen = view.project(vertices)
+    if faces is None:
+        depth = vertices[:, 2]
+        tone = 0.45 + 0.55 * (depth - depth.min()) / max(np.ptp(depth), 1e-12)
+        return splat_points(screen, depth, albedo * tone[:, None], view.width, view.height)
+    return rasterize(screen, vertices[:, 2], shade(vertex_normals(vertices, faces), albedo), faces, view.width,
+                     view.height)
+
+
+def _label_strip(labels: list[str], panel_width: int, gap: int, height: int) -> np.ndarray:
+    from PIL import Image, ImageDraw, ImageFont
+
+    width = len(labels) * panel_width + (len(labels) - 1) * gap
+    strip = Image.new("RGB", (width, height), tuple(int(v) for v in BACKGROUND))
+    draw = ImageDraw.Draw(strip)
+    try:
+        font = ImageFont.load_default(size=max(10, int(height * 0.62)))
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    for i, label in enumerate(labels):
+        box = draw.textbbox((0, 0), label, font=font)
+        x = i * (panel_width + gap) + (panel_width - (box[2] - box[0])) / 2
+        draw.text((x, (height - (box[3] - box[1])) / 2 - box[1]), label, fill=(225, 225, 225), font=font)
+    return np.asarray(strip)
+
+
+def render_video_frames(
+    rows: dict[str, np.ndarray],
+    faces: np.ndarray | None = None,
+    lips: np.ndarray | None = None,
+    height: int = 360,
+    labels: bool = True,
+    gap: int = 4,
+) -> Iterator[np.ndarray]:
+    """`(H, W, 3)` uint8 frames: the labelled sequences side by side (same framing), a label strip on top; as many
+    frames as the shortest sequence. Even `H` and `W` (H.264 / yuv420p)."""
+    sequences = {label: as_frames(seq) for label, seq in rows.items()}
+    if not sequences:
+        raise ValueError("Nothing to render: rows is empty.")
+    view = FrameView(list(sequences.values()), height)
+    faces = None if faces is None else np.asarray(faces, dtype=np.int64)
+    num_vertices = next(iter(sequences.values())).shape[1]
+    if faces is not None and faces.size and faces.max() >= num_vertices:
+        raise ValueError(f"The mesh's triangles index vertex {faces.max()}; the sequences have {num_vertices}.")
+    albedo = vertex_albedo(num_vertices, lips)
+    strip = _label_strip(list(sequences), view.width, gap, max(16, height // 14)) if labels else None
+    width = len(sequences) * view.width + (len(sequences) - 1) * gap
+    total_height = view.height + (0 if strip is None else strip.shape[0])
+    pad_w, pad_h = width % 2, total_height % 2
+    length = min(len(s) for s in sequences.values())
+    for index in range(length):
+        frame = np.empty((total_height + pad_h, width + pad_w, 3), dtype=np.uint8)
+        frame[:] = BACKGROUND
+        top = 0
+        if strip is not None:
+            frame[: strip.shape[0], :width] = strip
+            top = strip.shape[0]
+        for i, sequence in enumerate(sequences.values()):
+            x = i * (view.width + gap)
+            frame[top: top + view.height, x: x + view.width] = render_mesh(sequence[index], faces, view, albedo)
+        yield frame
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# MP4: H.264 video + AAC audio through PyAV
+# ---------------------------------------------------------------------------------------------------------------------
+
+H264_ENCODERS = ("libx264", "libopenh264", "h264")
+
+
+def _h264_encoder() -> str:
+    import av
+
+    for name in H264_ENCODERS:
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except Exception:  # av raises UnknownCodecError (or ValueError in older versions)
+            continue
+    raise RuntimeError(f"This PyAV build has no H.264 encoder (tried {', '.join(H264_ENCODERS)}).")
+
+
+def write_mp4(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    fps: float,
+    audio: np.ndarray | None = None,
+    sampling_rate: int = 16000,
+    crf: int = 20,
+) -> Path:
+    """Encode `(H, W, 3)` uint8 RGB frames (even H and W) as an H.264 MP4 at `fps` (yuv420p, `faststart`, so browsers
+    play it while it loads), with mono float `audio` at `sampling_rate` as AAC when given; audio and video packets are
+    interleaved in time. Returns the path."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = iter(frames)
+    try:
+        first = next(frames)
+    except StopIteration:
+        raise ValueError("No frames to write.") from None
+    height, width = first.shape[:2]
+    if height % 2 or width % 2:
+        raise ValueError(f"H.264 (yuv420p) needs an even frame size, got {width} x {height}.")
+    rate = Fraction(fps).limit_denominator(1001)
+    samples = None
+    if audio is not None:
+        samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+        peak = np.abs(samples).max(initial=0.0)
+        if peak > 1.0:  # normalised model input: bring it back into range
+            samples = samples / peak * 0.9
+    with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+        encoder = _h264_encoder()
+        video = container.add_stream(encoder, rate=rate)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if encoder == "libx264":
+            video.options = {"crf": str(crf), "preset": "veryfast", "tune": "animation"}
+        sound, sent, chunk = None, 0, 1024
+        if samples is not None:
+            sound = container.add_stream("aac", rate=int(sampling_rate), layout="mono")
+
+        def send_audio(until: int):
+            nonlocal sent
+            while sound is not None and sent < min(until, len(samples)):
+                piece = samples[sent: sent + chunk]
+                audio_frame = av.AudioFrame.from_ndarray(piece[None], format="flt", layout="mono")
+                audio_frame.sample_rate, audio_frame.pts = int(sampling_rate), sent
+                audio_frame.time_base = Fraction(1, int(sampling_rate))
+                container.mux(sound.encode(audio_frame))
+                sent += len(piece)
+
+        index = 0
+        for frame in _chain(first, frames):
+            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            video_frame.pts, video_frame.time_base = index, 1 / rate
+            container.mux(video.encode(video_frame))
+            index += 1
+            send_audio(int(round(index / rate * sampling_rate)))
+        container.mux(video.encode(None))
+        if sound is not None:
+            send_audio(len(samples))
+            container.mux(sound.encode(None))
+    return path
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def render_video(
+    path: str | Path,
+    rows: dict[str, np.ndarray],
+    fps: float,
+    faces: np.ndarray | None = None,
+    audio: np.ndarray | str | Path | None = None,
+    sampling_rate: int = 16000,
+    lips: np.ndarray | None = None,
+    height: int = 360,
+    labels: bool = True,
+) -> Path:
+    """An H.264 MP4 of the labelled vertex sequences (`(T, V*3)` or `(T, V, 3)`, e.g. ground truth and prediction)
+    side by side, shaded from `faces` (the dataset's `mesh.obj` triangles; points without), at the model's `fps`,
+    with `audio` muxed in: mono samples at `sampling_rate`, or a file (decoded and resampled to `sampling_rate`)."""
+    if isinstance(audio, (str, Path)):
+        from training.common.audio import decode_audio
+
+        audio = decode_audio(str(audio), sampling_rate)
+    frames = render_video_frames(rows, faces, lips, height=height, labels=labels)
+    return write_mp4(path, frames, fps, audio, sampling_rate)
