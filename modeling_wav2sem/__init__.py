@@ -8,10 +8,18 @@ classes for remote code, so `save_pretrained` also writes the model code and `au
 from transformers import AutoConfig, AutoModel
 
 from .configuration_animation import ANIMATION_DATASETS, AnimationConfig, AnimationDatasetInfo, get_animation_dataset
+from .configuration_codetalker import CODETALKER_PRESETS, CODETALKER_VQVAE_PRESETS, CodeTalkerConfig, CodeTalkerVQVAEConfig
 from .configuration_faceformer import FACEFORMER_DATASETS, FACEFORMER_PRESETS, FaceFormerConfig
 from .configuration_voca import VOCA_PRESETS, VOCAConfig
 from .configuration_wav2sem import WAV2SEM_PRESETS, Wav2SemConfig, Wav2SemFusedConfig
 from .modeling_animation import AnimationOutput, AnimationPreTrainedModel
+from .modeling_codetalker import (
+    CodeTalkerForAnimation,
+    CodeTalkerOutput,
+    CodeTalkerPreTrainedModel,
+    CodeTalkerVQVAE,
+    CodeTalkerVQVAEOutput,
+)
 from .modeling_faceformer import FaceFormerForAnimation, FaceFormerOutput, FaceFormerPreTrainedModel
 from .modeling_voca import VOCAForAnimation, VOCAOutput
 from .modeling_wav2sem import (
@@ -31,6 +39,8 @@ def _register_auto_classes():
         (Wav2SemFusedConfig, Wav2SemFusedEncoder),
         (FaceFormerConfig, FaceFormerForAnimation),
         (VOCAConfig, VOCAForAnimation),
+        (CodeTalkerVQVAEConfig, CodeTalkerVQVAE),
+        (CodeTalkerConfig, CodeTalkerForAnimation),
     ):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
@@ -46,6 +56,15 @@ __all__ = [
     "AnimationDatasetInfo",
     "AnimationOutput",
     "AnimationPreTrainedModel",
+    "CODETALKER_PRESETS",
+    "CODETALKER_VQVAE_PRESETS",
+    "CodeTalkerConfig",
+    "CodeTalkerForAnimation",
+    "CodeTalkerOutput",
+    "CodeTalkerPreTrainedModel",
+    "CodeTalkerVQVAE",
+    "CodeTalkerVQVAEConfig",
+    "CodeTalkerVQVAEOutput",
     "FACEFORMER_DATASETS",
     "FACEFORMER_PRESETS",
     "FaceFormerConfig",
