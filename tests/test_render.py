@@ -138,3 +138,40 @@ def test_clear_errors(sample, tmp_path):
         write_mp4(tmp_path / "none.mp4", [], 30)
     with pytest.raises(ValueError, match="index vertex"):
         render_video(tmp_path / "x.mp4", {"p": sample["vertices"][:2, :30]}, 30, sample["faces"])
+
+
+def test_animate_cli_writes_a_video_beside_the_ground_truth(tmp_path):
+    """`training.animate --video` on a tiny trained FaceFormer: the prediction alone for a wav outside a dataset, next
+    to the ground truth for a dataset's wav (found in its vertices_npy/), at the model's frame rate, with the audio."""
+    import shutil
+
+    import torch
+    from transformers import AutoModel, HubertConfig
+
+    from training import animate, train_animation
+
+    torch.manual_seed(1)
+    AutoModel.from_config(HubertConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, conv_dim=(16,) * 7,
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, layerdrop=0.0, mask_time_prob=0.0,
+    )).save_pretrained(tmp_path / "hubert")
+    model = tmp_path / "faceformer"
+    train_animation.main([
+        "--model", "faceformer", "--audio_encoder", str(tmp_path / "hubert"), "--output_dir", str(model),
+        "--max_train_steps", "1", "--max_test_sequences", "1", "--eval_conditions", "first", "--render_frames", "0",
+        "--render_gif", "false", "--cpu_threads", "0",
+    ])
+    wav = SAMPLE / "wav" / f"{NAME}.wav"
+    alone = tmp_path / "alone.wav"
+    shutil.copyfile(wav, alone)
+    widths = {}
+    for source, video in ((alone, tmp_path / "alone.mp4"), (wav, tmp_path / "with_truth.mp4")):
+        assert animate.main(["--model", str(model), "--audio", str(source), "--out", str(tmp_path / "out"),
+                             "--video", str(video), "--video_height", "160"]) == 0
+        info, frames = read_back(video)
+        (written,) = (tmp_path / "out").glob(f"{source.stem}_*.npy")
+        predicted = np.load(written)
+        assert info["rate"] == 30 and info["frames"] == len(predicted)
+        assert info["audio"]["seconds"] == pytest.approx(len(decode_audio(str(wav))) / 16000, abs=0.07)
+        widths[source] = info["size"][0]
+    assert widths[wav] > 1.8 * widths[alone]  # two panels: ground truth and prediction

@@ -1,10 +1,13 @@
 """Animate a face from speech with a trained animation model (a folder or Hub id saved by `train_animation.py`).
 
-    python -m training.animate --model DIR --audio speech.wav --subject NAME --out DIR [--gif]
+    python -m training.animate --model DIR --audio speech.wav --subject NAME --out DIR [--gif] [--video out.mp4]
 
 Writes `<audio stem>_<subject>.npy` (T, V*3) float32 vertices at the model's frame rate, and a PNG preview of a few
-frames (plus a GIF with `--gif`). The neutral mesh is the subject's template stored with the model (`templates.pkl`),
-or `--template` (a `templates.pkl` with `--template_subject`, or a `.npy` of V x 3 / V*3 values) for a new face.
+frames (plus a GIF with `--gif`, and with `--video` an H.264 MP4 of the shaded mesh at the model's frame rate with the
+speech muxed in, next to the ground truth when there is one: `--ground_truth`, or the `vertices_npy/<stem>.npy` beside
+the audio's `wav/` folder in a dataset). The neutral mesh is the subject's template stored with the model
+(`templates.pkl`), or `--template` (a `templates.pkl` with `--template_subject`, or a `.npy` of V x 3 / V*3 values)
+for a new face.
 """
 
 import argparse
@@ -16,9 +19,10 @@ import torch
 from transformers import AutoFeatureExtractor, AutoModel
 
 import modeling_wav2sem  # noqa: F401  (registers the model types with the Auto classes)
+from modeling_wav2sem.configuration_animation import get_animation_dataset
 from modeling_wav2sem.metrics import read_region_file
 from training.animation.data import read_templates
-from training.animation.render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif
+from training.animation.render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif, render_video
 from training.common.audio import SAMPLING_RATE, decode_audio, normalize
 
 
@@ -36,8 +40,8 @@ def model_file(model: str, filename: str) -> Path | None:
         return None
 
 
-def load_template(args, vertice_dim: int) -> np.ndarray:
-    """`(V*3,)` neutral mesh from `--template` or the model's `templates.pkl`."""
+def load_template(args, vertice_dim: int, subject: str | None = None) -> np.ndarray:
+    """`(V*3,)` neutral mesh from `--template` or the model's `templates.pkl` (`subject`'s, default `--subject`)."""
     source = Path(args.template) if args.template else model_file(args.model, "templates.pkl")
     if source is None:
         raise FileNotFoundError(f"{args.model} has no templates.pkl: pass --template (templates.pkl or .npy).")
@@ -45,7 +49,7 @@ def load_template(args, vertice_dim: int) -> np.ndarray:
         template = np.load(source)
     else:
         templates = read_templates(source)
-        subject = args.template_subject or args.subject
+        subject = args.template_subject or subject or args.subject
         if subject not in templates:
             raise ValueError(f"No template for {subject!r} in {source}; it has {', '.join(sorted(templates))}.")
         template = templates[subject]
@@ -55,13 +59,40 @@ def load_template(args, vertice_dim: int) -> np.ndarray:
     return template
 
 
+def find_ground_truth(args, model, vertice_dim: int) -> np.ndarray | None:
+    """`(T, V*3)` ground-truth vertices at the model's frame rate, from `--ground_truth` or, for a dataset's
+    `DIR/wav/NAME.wav`, `DIR/vertices_npy/NAME.npy`; None when there is none (or, found beside the audio, it does not
+    fit the model)."""
+    given = args.ground_truth is not None
+    path = Path(args.ground_truth) if given else Path(args.audio).parent.parent / "vertices_npy" / f"{Path(args.audio).stem}.npy"
+    if not path.is_file():
+        if given:
+            raise FileNotFoundError(f"--ground_truth {path} does not exist.")
+        return None
+    vertices = np.load(path).astype(np.float32)
+    vertices = vertices.reshape(len(vertices), -1)
+    if vertices.shape[1] != vertice_dim:
+        if given:
+            raise ValueError(f"--ground_truth has {vertices.shape[1]} values a frame; the model predicts {vertice_dim}.")
+        return None
+    capture_fps = args.ground_truth_fps
+    if capture_fps is None:
+        dataset = getattr(model.config, "dataset", None)
+        capture_fps = get_animation_dataset(dataset).capture_fps if dataset else model.config.frame_rate
+    stride = capture_fps / model.config.frame_rate
+    if abs(stride - round(stride)) > 1e-6 or round(stride) < 1:
+        raise ValueError(f"Ground truth at {capture_fps:g} fps cannot be brought to {model.config.frame_rate:g} fps "
+                         "by keeping every n-th frame; pass --ground_truth_fps.")
+    return vertices[:: int(round(stride))]
+
+
 def animate(args) -> dict:
     model = AutoModel.from_pretrained(args.model).eval()
     if not hasattr(model, "predict"):
         raise ValueError(f"{args.model} is a {type(model).__name__}, not an animation model.")
     subject = args.subject or model.config.train_subjects[0]
     model.config.subject_id(subject)  # a clear error for an unknown speaking style
-    template = load_template(args, model.config.vertice_dim)
+    template = load_template(args, model.config.vertice_dim, subject)
     audio = decode_audio(args.audio, SAMPLING_RATE)
     try:
         do_normalize = AutoFeatureExtractor.from_pretrained(args.model).do_normalize
@@ -85,6 +116,11 @@ def animate(args) -> dict:
     written = [out / f"{stem}.npy", render_frames_png(out / f"{stem}.png", {subject: vertices}, indices, faces, lips, fps)]
     if args.gif:
         written.append(render_gif(out / f"{stem}.gif", {subject: vertices}, fps, faces, lips))
+    if args.video:
+        reference = find_ground_truth(args, model, model.config.vertice_dim)
+        rows = {"prediction": vertices} if reference is None else {"ground truth": reference, "prediction": vertices}
+        written.append(render_video(args.video, rows, fps, faces, decode_audio(args.audio, SAMPLING_RATE),
+                                    SAMPLING_RATE, lips=lips, height=args.video_height))
     return {"frames": len(vertices), "fps": fps, "files": [str(p) for p in written]}
 
 
@@ -98,6 +134,12 @@ def parse_args(argv=None):
     parser.add_argument("--template_subject", help="key in --template's templates.pkl (default: --subject)")
     parser.add_argument("--frames", type=int, default=5, help="frames in the PNG preview")
     parser.add_argument("--gif", action="store_true", help="also write an animated GIF")
+    parser.add_argument("--video", help="also write an H.264 MP4 with the speech (e.g. out.mp4; needs PyAV: the demo extra)")
+    parser.add_argument("--video_height", type=int, default=360, help="height of a video panel in pixels")
+    parser.add_argument("--ground_truth", help="(T, V*3) .npy shown next to the prediction in --video (default: the "
+                                               "dataset's vertices_npy/<audio stem>.npy when the audio is in DIR/wav/)")
+    parser.add_argument("--ground_truth_fps", type=float, help="frame rate of --ground_truth (default: the dataset's "
+                                                               "capture rate, e.g. VOCASET 60)")
     return parser.parse_args(argv)
 
 

@@ -320,13 +320,15 @@ def render_video_frames(
     height: int = 360,
     labels: bool = True,
     gap: int = 4,
+    fit_to: list[np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
     """`(H, W, 3)` uint8 frames: the labelled sequences side by side (same framing), a label strip on top; as many
-    frames as the shortest sequence. Even `H` and `W` (H.264 / yuv420p)."""
+    frames as the shortest sequence. Even `H` and `W` (H.264 / yuv420p). `fit_to`: the sequences the framing must
+    fit (default: the rows), so separately written videos can share one framing."""
     sequences = {label: as_frames(seq) for label, seq in rows.items()}
     if not sequences:
         raise ValueError("Nothing to render: rows is empty.")
-    view = FrameView(list(sequences.values()), height)
+    view = FrameView([as_frames(s) for s in fit_to] if fit_to else list(sequences.values()), height)
     faces = None if faces is None else np.asarray(faces, dtype=np.int64)
     num_vertices = next(iter(sequences.values())).shape[1]
     if faces is not None and faces.size and faces.max() >= num_vertices:
@@ -448,13 +450,15 @@ def render_video(
     lips: np.ndarray | None = None,
     height: int = 360,
     labels: bool = True,
+    fit_to: list[np.ndarray] | None = None,
 ) -> Path:
     """An H.264 MP4 of the labelled vertex sequences (`(T, V*3)` or `(T, V, 3)`, e.g. ground truth and prediction)
     side by side, shaded from `faces` (the dataset's `mesh.obj` triangles; points without), at the model's `fps`,
-    with `audio` muxed in: mono samples at `sampling_rate`, or a file (decoded and resampled to `sampling_rate`)."""
+    with `audio` muxed in: mono samples at `sampling_rate`, or a file (decoded and resampled to `sampling_rate`).
+    `height`: pixels of a panel; `fit_to`: sequences the shared framing must fit (default: the rows)."""
     if isinstance(audio, (str, Path)):
         from training.common.audio import decode_audio
 
         audio = decode_audio(str(audio), sampling_rate)
-    frames = render_video_frames(rows, faces, lips, height=height, labels=labels)
+    frames = render_video_frames(rows, faces, lips, height=height, labels=labels, fit_to=fit_to)
     return write_mp4(path, frames, fps, audio, sampling_rate)
