@@ -13,6 +13,7 @@ from training.animation.render import (  # noqa: E402
     BACKGROUND,
     FrameView,
     rasterize,
+    back_face_winding,
     read_obj_faces,
     render_mesh,
     render_video,
@@ -123,6 +124,20 @@ def test_rasterizer_fills_triangles_and_keeps_the_nearest():
         image = rasterize(np.concatenate([screen, screen]), depth, colors, both, 20, 20)
         inside = image[5:15, 5:15].reshape(-1, 3)
         assert (inside == [255, 0, 0]).all()
+
+
+def test_back_face_culling_changes_no_pixel(sample):
+    vertices = sample["vertices"][10].reshape(-1, 3)
+    view = FrameView([vertices], 200)
+    albedo = vertex_albedo(len(vertices), sample["lips"])
+    cull = back_face_winding(vertices, sample["faces"], view)
+    assert cull in (1, -1)  # the sample mesh is consistently wound
+    culled = render_mesh(vertices, sample["faces"], view, albedo, cull)
+    assert (culled == render_mesh(vertices, sample["faces"], view, albedo)).all()
+    assert (culled != render_mesh(vertices, sample["faces"], view, albedo, -cull)).any(-1).mean() > 0.1
+    mixed = sample["faces"].copy()
+    mixed[::2] = mixed[::2, ::-1]  # half the triangles flipped: nothing may be culled
+    assert back_face_winding(vertices, mixed, view) == 0
 
 
 def test_frames_are_as_many_as_the_shortest_row_and_even_sized(sample):

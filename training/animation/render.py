@@ -191,72 +191,98 @@ class FrameView:
         return np.stack([xy[:, 0] + self.width / 2, self.height / 2 - xy[:, 1]], axis=1)
 
 
-def rasterize(screen: np.ndarray, depth: np.ndarray, colors: np.ndarray, faces: np.ndarray, width: int, height: int,
-              background: np.ndarray = BACKGROUND) -> np.ndarray:
-    """`(height, width, 3)` uint8 image of triangles with Gouraud-interpolated vertex colours, nearest (largest
-    depth) wins. `screen` (V, 2) pixel coordinates, `depth` (V,), `colors` (V, 3) in [0, 1], `faces` (F, 3).
-
-    Vectorised over triangles: each is tested at the pixel centres of its bounding box, triangles being grouped by
-    box size (rounded up to powers of two) so one array operation covers a group; the z-buffer is one
-    `np.maximum.at` over all covered samples."""
-    image = np.empty((height * width, 3), dtype=np.uint8)
-    image[:] = background
+def _fragments(screen: np.ndarray, depth: np.ndarray, faces: np.ndarray, width: int, height: int, cull: int = 0):
+    """The z-buffer winners of the scan conversion (see `rasterize`): their pixel indices, triangle indices,
+    barycentric weights w0 and w1, and the sign of their triangles' screen area. `cull` (+1 / -1) drops the
+    triangles whose signed area has that sign (back faces of a consistently wound mesh)."""
     corners = screen[faces]  # (F, 3, 2)
-    x, y = corners[..., 0], corners[..., 1]
-    area = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
-    left = np.maximum(np.ceil(x.min(1) - 0.5), 0).astype(np.int64)
-    right = np.minimum(np.floor(x.max(1) - 0.5), width - 1).astype(np.int64)
-    top = np.maximum(np.ceil(y.min(1) - 0.5), 0).astype(np.int64)
-    bottom = np.minimum(np.floor(y.max(1) - 0.5), height - 1).astype(np.int64)
-    keep = (np.abs(area) > 1e-12) & (right >= left) & (bottom >= top)
-    if not keep.any():
-        return image.reshape(height, width, 3)
+    x0, x1, x2 = corners[:, 0, 0], corners[:, 1, 0], corners[:, 2, 0]
+    y0, y1, y2 = corners[:, 0, 1], corners[:, 1, 1], corners[:, 2, 1]
+    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+    # (numpy reductions over an axis of 3 are slow: the corners are combined column by column)
+    top = np.maximum(np.ceil(np.minimum(np.minimum(y0, y1), y2) - 0.5), 0)
+    bottom = np.minimum(np.floor(np.maximum(np.maximum(y0, y1), y2) - 0.5), height - 1)
+    keep = (np.abs(area) > 1e-12) & (bottom >= top)
+    keep &= (np.maximum(np.maximum(x0, x1), x2) >= 0.5) & (np.minimum(np.minimum(x0, x1), x2) <= width - 0.5)
+    if cull:
+        keep &= np.sign(area) != cull
     ids = np.flatnonzero(keep)
-    x, y, area = x[ids], y[ids], area[ids]
-    left, top = left[ids], top[ids]
-    box_w, box_h = right[ids] - left + 1, bottom[ids] - top + 1
+    if not len(ids):
+        return None
+    x0, x1, x2, y0, y1, y2, area = (v[ids] for v in (x0, x1, x2, y0, y1, y2, area))
     # Barycentric weights as affine functions of the pixel centre: w_k = a_k * px + b_k * py + c_k.
-    a = np.stack([y[:, 1] - y[:, 2], y[:, 2] - y[:, 0], y[:, 0] - y[:, 1]], 1) / area[:, None]
-    b = np.stack([x[:, 2] - x[:, 1], x[:, 0] - x[:, 2], x[:, 1] - x[:, 0]], 1) / area[:, None]
-    c = np.stack([x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1], x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2],
-                  x[:, 0] * y[:, 1] - x[:, 1] * y[:, 0]], 1) / area[:, None]
-    group_w = 1 << np.ceil(np.log2(box_w)).astype(np.int64)
-    group_h = 1 << np.ceil(np.log2(box_h)).astype(np.int64)
-    code = group_w * 65536 + group_h
-    pixels, depths, owners, weights = [], [], [], []
-    tri_depth = depth[faces[ids]]  # (n, 3)
-    for value in np.unique(code):
-        members = np.flatnonzero(code == value)
-        gw, gh = int(value // 65536), int(value % 65536)
-        dx, dy = np.tile(np.arange(gw), gh), np.repeat(np.arange(gh), gw)
-        px = left[members, None] + dx[None]
-        py = top[members, None] + dy[None]
-        inside = (dx[None] < box_w[members, None]) & (dy[None] < box_h[members, None])
-        cx, cy = px + 0.5, py + 0.5
-        w = [a[members, k, None] * cx + b[members, k, None] * cy + c[members, k, None] for k in range(2)]
-        w.append(1.0 - w[0] - w[1])
-        eps = -1e-7
-        inside &= (w[0] >= eps) & (w[1] >= eps) & (w[2] >= eps)
-        rows, cols = np.nonzero(inside)
-        if not len(rows):
-            continue
-        bary = np.stack([w[0][rows, cols], w[1][rows, cols], w[2][rows, cols]], 1)
-        owner = members[rows]
-        pixels.append(py[rows, cols] * width + px[rows, cols])
-        depths.append((bary * tri_depth[owner]).sum(1))
-        owners.append(owner)
-        weights.append(bary)
-    if not pixels:
-        return image.reshape(height, width, 3)
-    pixels, depths = np.concatenate(pixels), np.concatenate(depths)
-    owners, weights = np.concatenate(owners), np.concatenate(weights)
+    a = [(y1 - y2) / area, (y2 - y0) / area, (y0 - y1) / area]
+    b = [(x2 - x1) / area, (x0 - x2) / area, (x1 - x0) / area]
+    c = [(x1 * y2 - x2 * y1) / area, (x2 * y0 - x0 * y2) / area, (x0 * y1 - x1 * y0) / area]
+    top = top[ids].astype(np.int64)
+    rows = bottom[ids].astype(np.int64) - top + 1
+    # one entry per (triangle, pixel row): the span of pixel centres inside all three edges
+    row_owner = np.repeat(np.arange(len(ids)), rows)
+    row = top[row_owner] + np.arange(len(row_owner)) - np.repeat(np.cumsum(rows) - rows, rows)
+    center_y = row + 0.5
+    low, high = np.full(len(row_owner), -np.inf), np.full(len(row_owner), np.inf)
+    feasible = np.ones(len(row_owner), dtype=bool)
+    for k in range(3):  # w_k >= 0  <=>  slope * px + offset >= 0
+        slope = a[k].take(row_owner)
+        offset = b[k].take(row_owner) * center_y + c[k].take(row_owner) + 1e-9
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bound = -offset / slope
+        low = np.where(slope > 0, np.maximum(low, bound), low)
+        high = np.where(slope < 0, np.minimum(high, bound), high)
+        feasible &= (slope != 0) | (offset >= 0)
+    first = np.ceil(np.clip(low, -1.0, width + 1.0) - 0.5).clip(0, None).astype(np.int64)
+    last = np.floor(np.clip(high, -1.0, width + 1.0) - 0.5).clip(None, width - 1).astype(np.int64)
+    count = np.where(feasible, np.maximum(last - first + 1, 0), 0)
+    # one fragment per covered pixel
+    fragment_row = np.repeat(np.arange(len(row_owner)), count)
+    if not len(fragment_row):
+        return None
+    px = first.take(fragment_row) + np.arange(len(fragment_row)) - np.repeat(np.cumsum(count) - count, count)
+    py = row.take(fragment_row)
+    owner = row_owner.take(fragment_row)
+    cx, cy = px + 0.5, py + 0.5
+    w0 = a[0].take(owner) * cx + b[0].take(owner) * cy + c[0].take(owner)
+    w1 = a[1].take(owner) * cx + b[1].take(owner) * cy + c[1].take(owner)
+    triangle = ids.take(owner)
+    corner_depth = depth[faces[triangle]]
+    depths = w0 * corner_depth[:, 0] + w1 * corner_depth[:, 1] + (1.0 - w0 - w1) * corner_depth[:, 2]
+    pixels = py * width + px
     zbuffer = np.full(height * width, -np.inf)
     np.maximum.at(zbuffer, pixels, depths)
-    front = depths >= zbuffer[pixels]
-    pixels, owners, weights = pixels[front], owners[front], weights[front]
-    rgb = np.einsum("nk,nkc->nc", weights, colors[faces[ids[owners]]])
-    image[pixels] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    front = depths >= zbuffer.take(pixels)
+    return pixels[front], triangle[front], w0[front], w1[front], np.sign(area.take(owner[front]))
+
+
+def rasterize(screen: np.ndarray, depth: np.ndarray, colors: np.ndarray, faces: np.ndarray, width: int, height: int,
+              background: np.ndarray = BACKGROUND, cull: int = 0) -> np.ndarray:
+    """`(height, width, 3)` uint8 image of triangles with Gouraud-interpolated vertex colours, nearest (largest
+    depth) wins. `screen` (V, 2) pixel coordinates, `depth` (V,), `colors` (V, 3) in [0, 1], `faces` (F, 3);
+    `cull` (+1 / -1): skip the triangles of that screen winding (see `visible_winding`).
+
+    Vectorised scan conversion: every pixel row a triangle spans is one entry, whose covered span of pixel centres
+    comes from the three edge functions (barycentric weights, affine in the pixel position); every covered pixel is
+    then one fragment, so the work grows with the pixels drawn, not with bounding boxes. The z-buffer is one
+    `np.maximum.at` over the fragments."""
+    image = np.empty((height * width, 3), dtype=np.uint8)
+    image[:] = background
+    found = _fragments(screen, depth, faces, width, height, cull)
+    if found is not None:
+        pixels, triangle, w0, w1, _ = found
+        corners = faces[triangle]
+        rgb = (w0[:, None] * colors[corners[:, 0]] + w1[:, None] * colors[corners[:, 1]]
+               + (1.0 - w0 - w1)[:, None] * colors[corners[:, 2]])
+        image[pixels] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return image.reshape(height, width, 3)
+
+
+def visible_winding(screen: np.ndarray, depth: np.ndarray, faces: np.ndarray, width: int, height: int) -> int:
+    """The screen winding (+1 / -1) of the triangles that face the viewer, when at least 99% of the visible pixels
+    agree (a consistently wound mesh: the other winding can be culled); 0 otherwise (mixed winding: cull nothing)."""
+    found = _fragments(screen, depth, faces, width, height)
+    if found is None or not len(found[4]):
+        return 0
+    share = float((found[4] > 0).mean())
+    return 1 if share >= 0.99 else -1 if share <= 0.01 else 0
 
 
 def splat_points(screen: np.ndarray, depth: np.ndarray, colors: np.ndarray, width: int, height: int,
@@ -285,15 +311,24 @@ def vertex_albedo(num_vertices: int, lips: np.ndarray | None = None) -> np.ndarr
     return albedo
 
 
-def render_mesh(vertices: np.ndarray, faces: np.ndarray | None, view: FrameView, albedo: np.ndarray) -> np.ndarray:
-    """One `(view.height, view.width, 3)` uint8 front view of `(V, 3)` vertices: shaded triangles, or points."""
+def render_mesh(vertices: np.ndarray, faces: np.ndarray | None, view: FrameView, albedo: np.ndarray,
+                cull: int = 0) -> np.ndarray:
+    """One `(view.height, view.width, 3)` uint8 front view of `(V, 3)` vertices: shaded triangles, or points.
+    `cull`: the back-face winding to skip (`visible_winding` of a frame of the same mesh), 0 for none."""
     screen = view.project(vertices)
     if faces is None:
         depth = vertices[:, 2]
         tone = 0.45 + 0.55 * (depth - depth.min()) / max(np.ptp(depth), 1e-12)
         return splat_points(screen, depth, albedo * tone[:, None], view.width, view.height)
     return rasterize(screen, vertices[:, 2], shade(vertex_normals(vertices, faces), albedo), faces, view.width,
-                     view.height)
+                     view.height, cull=cull)
+
+
+def back_face_winding(vertices: np.ndarray, faces: np.ndarray | None, view: FrameView) -> int:
+    """The winding to cull for this mesh (the opposite of `visible_winding` on `vertices`), 0 for none."""
+    if faces is None:
+        return 0
+    return -visible_winding(view.project(vertices), vertices[:, 2], faces, view.width, view.height)
 
 
 def _label_strip(labels: list[str], panel_width: int, gap: int, height: int) -> np.ndarray:
@@ -339,6 +374,7 @@ def render_video_frames(
     total_height = view.height + (0 if strip is None else strip.shape[0])
     pad_w, pad_h = width % 2, total_height % 2
     length = min(len(s) for s in sequences.values())
+    cull = {label: back_face_winding(sequence[0], faces, view) for label, sequence in sequences.items()}
     for index in range(length):
         frame = np.empty((total_height + pad_h, width + pad_w, 3), dtype=np.uint8)
         frame[:] = BACKGROUND
@@ -346,9 +382,10 @@ def render_video_frames(
         if strip is not None:
             frame[: strip.shape[0], :width] = strip
             top = strip.shape[0]
-        for i, sequence in enumerate(sequences.values()):
+        for i, (label, sequence) in enumerate(sequences.items()):
             x = i * (view.width + gap)
-            frame[top: top + view.height, x: x + view.width] = render_mesh(sequence[index], faces, view, albedo)
+            frame[top: top + view.height, x: x + view.width] = render_mesh(sequence[index], faces, view, albedo,
+                                                                           cull[label])
         yield frame
 
 
