@@ -45,6 +45,7 @@ import torch
 from transformers import AutoConfig, PreTrainedConfig, Wav2Vec2FeatureExtractor
 
 from .configuration_faceformer import FaceFormerConfig
+from .conversion_utils import state_dict_mismatches, tensor_shape
 from .modeling_faceformer import FaceFormerForAnimation, biased_causal_mask, periodic_positional_encoding
 
 DATASETS = ("vocaset", "biwi")
@@ -90,9 +91,6 @@ def build_config(
     )
 
 
-def _shape(value) -> tuple[int, ...]:
-    return tuple(value.shape)
-
 
 def rename_published_key(key: str) -> str:
     """Published key -> our key: the identity, except the old weight-norm names of the positional conv."""
@@ -109,7 +107,7 @@ def infer_dimensions(state_dict: Mapping[str, torch.Tensor]) -> dict[str, int]:
         raise ValueError(
             "Cannot read the FaceFormer dimensions: the checkpoint lacks " + ", ".join(repr(k) for k in missing) + "."
         )
-    shapes = {key: _shape(state_dict[key]) for key in _SHAPE_KEYS}
+    shapes = {key: tensor_shape(state_dict[key]) for key in _SHAPE_KEYS}
     if any(len(shape) != 2 for shape in shapes.values()):
         raise ValueError(f"These Linear weights must be 2-D: {shapes}.")
     feature_dim, audio_hidden_size = shapes["audio_feature_map.weight"]
@@ -143,7 +141,7 @@ def check_published_buffers(buffers: Mapping[str, torch.Tensor], config: FaceFor
         pe = buffers[POSITIONAL_ENCODING]
         if pe.dim() != 3 or pe.shape[0] != 1 or pe.shape[2] != config.feature_dim:
             raise ValueError(
-                f"{POSITIONAL_ENCODING} has shape {_shape(pe)}; expected (1, n, {config.feature_dim})."
+                f"{POSITIONAL_ENCODING} has shape {tensor_shape(pe)}; expected (1, n, {config.feature_dim})."
             )
         table = periodic_positional_encoding(config.period, config.feature_dim)
         ours = table[torch.arange(pe.shape[1]) % config.period][None]
@@ -156,7 +154,7 @@ def check_published_buffers(buffers: Mapping[str, torch.Tensor], config: FaceFor
         bias = buffers[TEMPORAL_BIAS]
         heads = config.num_attention_heads
         if bias.dim() != 3 or bias.shape[0] != heads or bias.shape[1] != bias.shape[2]:
-            raise ValueError(f"{TEMPORAL_BIAS} has shape {_shape(bias)}; expected ({heads}, n, n).")
+            raise ValueError(f"{TEMPORAL_BIAS} has shape {tensor_shape(bias)}; expected ({heads}, n, n).")
         ours = biased_causal_mask(heads, bias.shape[1], config.period)
         if not torch.allclose(bias.float(), ours, atol=1e-5, rtol=0):
             raise ValueError(
@@ -234,22 +232,13 @@ def convert_published_state_dict(
 
     # 3. Every tensor of the model from exactly one tensor of the checkpoint, with the same shape.
     with torch.device("meta"):
-        expected = {k: _shape(v) for k, v in FaceFormerForAnimation(config).state_dict().items()}
-    missing = sorted(set(expected) - set(renamed))
-    extra = sorted(set(renamed) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(renamed) if _shape(renamed[k]) != expected[k])
-    if missing or extra or wrong:
-        details = []
-        if missing:
-            details.append(f"missing: {missing}")
-        if extra:
-            details.append(f"unexpected: {[sources[k] if sources[k] == k else sources[k] + ' -> ' + k for k in extra]}")
-        if wrong:
-            details.append(
-                "wrong shapes: " + ", ".join(f"{k} {_shape(renamed[k])} (expected {expected[k]})" for k in wrong)
-            )
+        expected = {k: tensor_shape(v) for k, v in FaceFormerForAnimation(config).state_dict().items()}
+    details = state_dict_mismatches(
+        expected, renamed, lambda k: k if sources[k] == k else f"{sources[k]} -> {k}"
+    )
+    if details:
         hint = ""
-        if any(k.startswith("audio_encoder.") for k in missing + extra + wrong):
+        if "audio_encoder." in " ".join(details):
             hint = " (audio_encoder.* keys: does --audio_encoder's config describe the checkpoint's encoder?)"
         raise ValueError(
             f"The checkpoint does not match FaceFormer ({dataset}, vertice_dim={config.vertice_dim}, "

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 import torch
 
 from .configuration_wav2sem import WAV2SEM_PRESETS, Wav2SemConfig
+from .conversion_utils import state_dict_mismatches, tensor_shape
 from .modeling_wav2sem import Wav2SemModel
 
 DDP_PREFIX = "module."
@@ -74,9 +75,6 @@ def rename_official_key(key: str) -> str:
     return new_key
 
 
-def _shape(value) -> tuple[int, ...]:
-    return tuple(value.shape)
-
 
 def infer_config(state_dict: Mapping[str, torch.Tensor], preset: str = "paper", **overrides) -> Wav2SemConfig:
     """The architecture of a state dict with our key names, read from its shapes; the rest from `preset`.
@@ -103,7 +101,7 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], preset: str = "paper", 
     if layer_ids != list(range(len(layer_ids))):
         raise ValueError(f"The Transformer layers are not numbered 0..N-1: found layers {layer_ids}.")
 
-    conv_shapes = [_shape(state_dict[f"feature_extractor.conv_layers.{i}.conv.weight"]) for i in conv_ids]
+    conv_shapes = [tensor_shape(state_dict[f"feature_extractor.conv_layers.{i}.conv.weight"]) for i in conv_ids]
     if any(len(s) != 3 for s in conv_shapes):
         raise ValueError(f"Conv weights must be 3-D (out, in, kernel); got shapes {conv_shapes}.")
     conv_dim = tuple(s[0] for s in conv_shapes)
@@ -114,8 +112,8 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], preset: str = "paper", 
             f"The checkpoint has {len(conv_dim)} conv layers but the {preset!r} preset has {len(conv_stride)} strides; "
             "strides cannot be read from shapes: pass conv_stride explicitly."
         )
-    hidden, projection_in = _shape(state_dict["feature_projection.projection.weight"])
-    pos_shape = _shape(state_dict[WEIGHT_NORM["encoder.pos_conv_embed.conv.weight_v"]])
+    hidden, projection_in = tensor_shape(state_dict["feature_projection.projection.weight"])
+    pos_shape = tensor_shape(state_dict[WEIGHT_NORM["encoder.pos_conv_embed.conv.weight_v"]])
     if len(pos_shape) != 3 or pos_shape[0] != hidden or hidden % pos_shape[1]:
         raise ValueError(
             f"The positional conv weight has shape {pos_shape}; expected ({hidden}, {hidden} / groups, kernel)."
@@ -131,7 +129,7 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], preset: str = "paper", 
         "feat_extract_norm": "layer" if layer_norm_on_every_conv else "group",
         "hidden_size": hidden,
         "num_hidden_layers": len(layer_ids),
-        "intermediate_size": _shape(state_dict["encoder.layers.0.feed_forward.intermediate_dense.weight"])[0],
+        "intermediate_size": tensor_shape(state_dict["encoder.layers.0.feed_forward.intermediate_dense.weight"])[0],
         "num_conv_pos_embeddings": pos_shape[2],
         "num_conv_pos_embedding_groups": hidden // pos_shape[1],
         "text_embed_dim": hidden,  # no projection head: F_s lives in the hidden space, as in the official encoder
@@ -180,21 +178,9 @@ def convert_official_state_dict(
 
     config = infer_config(renamed, preset=preset, **config_overrides)
     with torch.device("meta"):
-        expected = {k: _shape(v) for k, v in Wav2SemModel(config).state_dict().items() if k not in BUFFERS}
-    missing = sorted(set(expected) - set(renamed))
-    extra = sorted(set(renamed) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(renamed) if _shape(renamed[k]) != expected[k])
-    if missing or extra or wrong:
-        details = []
-        if missing:
-            details.append(f"missing: {missing}")
-        if extra:
-            details.append(f"unexpected: {[sources[k] + ' -> ' + k for k in extra]}")
-        if wrong:
-            details.append(
-                "wrong shapes: "
-                + ", ".join(f"{k} {_shape(renamed[k])} (expected {expected[k]})" for k in wrong)
-            )
+        expected = {k: tensor_shape(v) for k, v in Wav2SemModel(config).state_dict().items() if k not in BUFFERS}
+    details = state_dict_mismatches(expected, renamed, lambda k: f"{sources[k]} -> {k}")
+    if details:
         raise ValueError(
             "The checkpoint does not match the Wav2Sem architecture inferred from its shapes "
             f"(conv_dim={tuple(config.conv_dim)}, hidden_size={config.hidden_size}, "

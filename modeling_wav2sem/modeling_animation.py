@@ -438,6 +438,34 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
             hidden = hidden * lengths_to_mask(torch.tensor(targets, device=hidden.device), hidden.shape[1])[..., None]
         return hidden
 
+    def encode_inputs(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        vertex_mask: torch.Tensor | None = None,
+        num_frames: int | list[int] | torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[int], torch.Tensor | None, torch.Tensor | None]:
+        """The first step of every model's `forward`: labels checked, audio encoded at the vertex-aligned rate for the
+        labels' frames (or `num_frames`, or the audio's duration), labels cut to the frames the audio gives.
+
+        Returns:
+            `audio_features` `(B, k*T, C)`, the frame counts `T_b`, `labels` `(B, T, V3)` or `None`, and the
+            `(B, T)` `vertex_mask` of real frames (`None` when every item has all `T`).
+        """
+        if not torch.is_tensor(input_values) or input_values.dim() != 2:
+            shape = tuple(input_values.shape) if torch.is_tensor(input_values) else type(input_values).__name__
+            raise ValueError(f"input_values must be a (batch, samples) tensor of mono audio, got {shape}.")
+        batch = input_values.shape[0]
+        if labels is not None:
+            labels, vertex_mask, num_frames = self.prepare_labels(labels, vertex_mask, batch)
+        audio_features, frames = self.encode_audio(input_values, attention_mask, num_frames)
+        if labels is not None:  # the published BIWI pairing may keep fewer frames than the labels have
+            labels, vertex_mask = self.fit_labels(labels, frames)
+        else:
+            vertex_mask = self.frames_to_mask(frames, input_values.device)
+        return audio_features, frames, labels, vertex_mask
+
     # -- speakers, templates, labels -----------------------------------------------------------------------------------
 
     def style_one_hot(

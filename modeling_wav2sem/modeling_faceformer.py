@@ -335,16 +335,10 @@ class FaceFormerForAnimation(FaceFormerPreTrainedModel):
                 without `labels`) or the original's naive re-decoding of the prefix (default with `labels`).
         """
         return_dict = self.config.return_dict if return_dict is None else return_dict
+        audio_features, frames, labels, vertex_mask = self.encode_inputs(
+            input_values, attention_mask, labels, vertex_mask, num_frames
+        )
         batch = input_values.shape[0]
-
-        if labels is not None:
-            labels, vertex_mask, num_frames = self.prepare_labels(labels, vertex_mask, batch)
-
-        audio_features, frames = self.encode_audio(input_values, attention_mask, num_frames)
-        if labels is not None:  # the published BIWI pairing may keep fewer frames than the labels have
-            labels, vertex_mask = self.fit_labels(labels, frames)
-        else:
-            vertex_mask = self.frames_to_mask(frames, input_values.device)
         total = max(frames)
 
         memory = self.audio_feature_map(audio_features)

@@ -328,16 +328,10 @@ class VOCAForAnimation(VOCAPreTrainedModel):
                 by default from the audio duration (`config.frame_rate`).
         """
         return_dict = self.config.return_dict if return_dict is None else return_dict
+        audio_features, frames, labels, vertex_mask = self.encode_inputs(
+            input_values, attention_mask, labels, vertex_mask, num_frames
+        )
         batch = input_values.shape[0]
-
-        if labels is not None:
-            labels, vertex_mask, num_frames = self.prepare_labels(labels, vertex_mask, batch)
-
-        audio_features, frames = self.encode_audio(input_values, attention_mask, num_frames)  # (B, T, C)
-        if labels is not None:
-            labels, vertex_mask = self.fit_labels(labels, frames)
-        else:
-            vertex_mask = self.frames_to_mask(frames, input_values.device)
         total = max(frames)
 
         features = self.audio_projection(audio_features)  # (B, T, F)
