@@ -343,9 +343,8 @@ class CodeTalkerVQVAEPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
-        if isinstance(module, CodeTalkerVectorQuantizer):
-            size = module.embedding.num_embeddings
-            init.uniform_(module.embedding.weight, -1.0 / size, 1.0 / size)
+        if isinstance(module, nn.Embedding):  # the codebook (the VQ-VAE's only embedding)
+            init.uniform_(module.weight, -1.0 / module.num_embeddings, 1.0 / module.num_embeddings)
         elif isinstance(module, (nn.Linear, nn.Conv1d)):
             init.kaiming_uniform_(module.weight, a=math.sqrt(5))
             if module.bias is not None:

@@ -42,11 +42,22 @@ def encoders(tmp_path_factory):
     return {"plain": str(root / "hubert"), "wav2sem": str(root / "wav2sem")}
 
 
+# Tiny configs where a model's published one is too large for these tests (CodeTalker: d 1024, a 1024-wide VQ-VAE).
+TINY_OVERRIDES = {
+    "codetalker": {
+        "feature_dim": 16, "num_hidden_layers": 1,
+        "vqvae_config": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 24,
+                         "tokens_per_frame": 4, "code_dim": 4, "num_embeddings": 32},
+    },
+}
+
+
 def run_args(encoders, out, model, *extra):
+    overrides = ["--config_overrides", json.dumps(TINY_OVERRIDES[model])] if model in TINY_OVERRIDES else []
     return [
         "--model", model, "--audio_encoder", encoders["plain"], "--output_dir", str(out), "--max_train_steps", "3",
         "--per_device_train_batch_size", "2", "--max_test_sequences", "1", "--render_frames", "2",
-        "--render_gif", "false", "--logging_steps", "1", *extra,
+        "--render_gif", "false", "--logging_steps", "1", *overrides, *extra,
     ]
 
 
@@ -173,6 +184,90 @@ def test_sigkill_and_resume_logs_the_same_losses(model, encoders, tmp_path):
     assert [r["loss"] for r in resumed if "loss" in r] == pytest.approx([r["loss"] for r in expected if "loss" in r])
     epochs = [r["train_loss_epoch"] for r in resumed if "train_loss_epoch" in r]
     assert epochs == pytest.approx([r["train_loss_epoch"] for r in expected if "train_loss_epoch" in r])
+    scores = [json.loads((folder / "results.json").read_text())["metrics"]["lve"] for folder in (reference, crashed)]
+    assert scores[0] == pytest.approx(scores[1], rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models trained in stages (CodeTalker: the VQ-VAE, then the predictor)
+# ---------------------------------------------------------------------------------------------------------------------
+
+STAGED = sorted(name for name, recipe in ANIMATION_RECIPES.items() if len(recipe.training_stages) > 1)
+
+
+@pytest.mark.parametrize("model", STAGED)
+def test_stages_one_at_a_time_equal_one_run(model, encoders, tmp_path, trained_staged):
+    """`--stage vqvae`, then `--stage predictor --vqvae OUT/vqvae`, gives the one-run model; the intermediate model
+    is saved under OUTPUT/<stage>/, and the card names every stage."""
+    one_run = trained_staged
+    first, second = ANIMATION_RECIPES[model].training_stages
+    assert (one_run / first.name / "model.safetensors").is_file()
+    assert not (one_run / first.name / "checkpoints").exists()  # a complete stage keeps its model, not its state
+    assert not (one_run / first.name / "README.md").exists()  # only the scored stage is carded
+    vqvae = AutoModel.from_pretrained(one_run / first.name)
+    assert type(vqvae).__name__ == "CodeTalkerVQVAE" and not hasattr(vqvae, "audio_encoder")
+    card = (one_run / "README.md").read_text()
+    assert f"`{first.name}`" in card and f"`{second.name}`" in card and "AdamW" in card
+    stages = json.loads((one_run / "results.json").read_text())["stages"]
+    assert stages[first.name]["steps"] == 3
+
+    separate = tmp_path / "separate"
+    train_animation.main(run_args(encoders, separate, model, "--stage", first.name, "--render_frames", "0"))
+    assert (separate / first.name / "model.safetensors").is_file() and not (separate / "model.safetensors").exists()
+    summary = train_animation.main(run_args(encoders, separate / "final", model, "--stage", second.name,
+                                            "--vqvae", str(separate / first.name), "--render_frames", "0"))
+    assert summary["metrics"]["lve"] == pytest.approx(
+        json.loads((one_run / "results.json").read_text())["metrics"]["lve"], rel=1e-5)
+    assert f"--vqvae {separate / first.name}" in (separate / "final" / "README.md").read_text()
+    with pytest.raises(ValueError, match="needs a trained vqvae"):
+        train_animation.parse_args(run_args(encoders, tmp_path, model, "--stage", second.name))
+    with pytest.raises(ValueError, match="--stage must be"):
+        train_animation.parse_args(run_args(encoders, tmp_path, model, "--stage", "diffusion"))
+
+
+@pytest.fixture(scope="module")
+def trained_staged(encoders, tmp_path_factory):
+    out = tmp_path_factory.mktemp("staged") / "one-run"
+    train_animation.main(run_args(encoders, out, STAGED[0], "--render_frames", "0"))
+    return out
+
+
+@pytest.mark.parametrize("model", STAGED)
+def test_sigkill_in_an_earlier_stage_resumes_it(model, encoders, tmp_path):
+    """Killed in the first stage (past its checkpoint-2), resumed from `latest`: that stage logs the uninterrupted
+    run's losses, each step once, and the later stage and the score follow as in the uninterrupted run."""
+    first = ANIMATION_RECIPES[model].training_stages[0].name
+    steps = ["--max_train_steps", "6", "--checkpointing_steps", "2", "--render_frames", "0", "--max_test_sequences", "1"]
+    script = [sys.executable, str(REPO / "training" / "train_animation.py")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    reference = tmp_path / "reference"
+    subprocess.run(script + run_args(encoders, reference, model, *steps), check=True, env=env, capture_output=True,
+                   timeout=600)
+    crashed = tmp_path / "crashed"
+    args = run_args(encoders, crashed, model, *steps)
+    process = subprocess.Popen(script + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    stage_dir = crashed / first
+
+    def logged_past_checkpoint():
+        log = stage_dir / "metrics.jsonl"
+        if not (stage_dir / "checkpoints" / "checkpoint-2").is_dir() or not log.is_file():
+            return False
+        return any(r.get("step", 0) > 2 and "loss" in r for r in training_records(log))
+
+    while not logged_past_checkpoint() and time.time() < deadline:
+        assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (stage_dir / "results.json").exists()  # the stage did not complete
+    subprocess.run(script + args + ["--resume_from_checkpoint", "latest"], check=True, env=env, capture_output=True,
+                   timeout=600)
+    for folder in (first, "."):
+        expected = training_records(reference / folder / "metrics.jsonl")
+        resumed = training_records(crashed / folder / "metrics.jsonl")
+        assert [r["step"] for r in resumed if "loss" in r] == list(range(1, 7))
+        assert [r["loss"] for r in resumed if "loss" in r] == pytest.approx([r["loss"] for r in expected if "loss" in r])
     scores = [json.loads((folder / "results.json").read_text())["metrics"]["lve"] for folder in (reference, crashed)]
     assert scores[0] == pytest.approx(scores[1], rel=1e-5)
 

@@ -1,5 +1,6 @@
 """transformers' own common model and config tests (`ModelTesterMixin`, `ConfigTester`) on Wav2SemModel,
-Wav2SemFusedEncoder and the animation models (FaceFormerForAnimation, VOCAForAnimation), with tiny configs, on CPU.
+Wav2SemFusedEncoder, the animation models (FaceFormerForAnimation, VOCAForAnimation, CodeTalkerForAnimation) and
+CodeTalker's stage-1 CodeTalkerVQVAE (vertices in, no audio), with tiny configs, on CPU.
 
 The animation models take a template and a speaker besides the audio: the tester passes them in every input dict (and
 labels with their frame mask where a test asks for labels), so the common tests that apply run on them; the ones that
@@ -18,6 +19,9 @@ import torch
 from transformers import HubertConfig, Wav2Vec2Config
 
 from modeling_wav2sem import (
+    CodeTalkerForAnimation,
+    CodeTalkerVQVAE,
+    CodeTalkerVQVAEConfig,
     FaceFormerForAnimation,
     VOCAForAnimation,
     Wav2SemConfig,
@@ -500,3 +504,121 @@ class FaceFormerCommonTest(_AnimationCommonTests, unittest.TestCase):
 class VOCACommonTest(_AnimationCommonTests, unittest.TestCase):
     all_model_classes = (VOCAForAnimation,)
     model_fields = {"conv_channels": [4, 4, 8, 8], "fc_hidden_size": 8, "expression_dim": 6}
+
+
+TINY_CODETALKER_VQ = {"hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 12,
+                      "tokens_per_frame": 2, "code_dim": 4, "num_embeddings": 8}
+
+
+class CodeTalkerCommonTest(_AnimationCommonTests, unittest.TestCase):
+    all_model_classes = (CodeTalkerForAnimation,)
+    model_fields = {"feature_dim": 8, "num_attention_heads": 2, "num_hidden_layers": 1, "vqvae_config": TINY_CODETALKER_VQ}
+
+
+class CodeTalkerVQVAETester:
+    """A tiny stage-1 VQ-VAE (no audio): 4 vertices, hidden size 8, one layer; inputs are 5 frames of vertices and a
+    template per item."""
+
+    def __init__(self, parent, batch_size=2, num_frames=5, is_training=True):
+        self.parent = parent
+        self.batch_size = batch_size
+        self.num_frames = num_frames
+        self.is_training = is_training
+        self.vertice_dim = 12
+        self.hidden_size = TINY_CODETALKER_VQ["hidden_size"]
+        self.num_hidden_layers = TINY_CODETALKER_VQ["num_hidden_layers"]
+        self.num_attention_heads = TINY_CODETALKER_VQ["num_attention_heads"]
+
+    def get_config(self):
+        return CodeTalkerVQVAEConfig(vertice_dim=self.vertice_dim, **TINY_CODETALKER_VQ)
+
+    def prepare_config_and_inputs_for_common(self):
+        inputs = {
+            "vertices": floats_tensor([self.batch_size, self.num_frames, self.vertice_dim], scale=1.0),
+            "template": floats_tensor([self.batch_size, self.vertice_dim], scale=1.0),
+        }
+        return self.get_config(), inputs
+
+    def create_and_check_model(self, model_class):
+        config, inputs = self.prepare_config_and_inputs_for_common()
+        model = model_class(config).eval()
+        with torch.no_grad():
+            output = model(**inputs)
+        self.parent.assertEqual(output.vertices.shape, (self.batch_size, self.num_frames, self.vertice_dim))
+        self.parent.assertEqual(output.code_indices.shape, (self.batch_size, self.num_frames * 2))
+        self.parent.assertEqual(output.loss.shape, ())
+
+
+class CodeTalkerVQVAECommonTest(ModelTesterMixin, unittest.TestCase):
+    all_model_classes = (CodeTalkerVQVAE,)
+    test_resize_embeddings = False  # the codebook is not a token embedding
+    test_resize_position_embeddings = False
+    test_mismatched_shapes = False
+    is_encoder_decoder = False
+    main_input_name = "vertices"
+
+    def setUp(self):
+        self.model_tester = CodeTalkerVQVAETester(self)
+        self.config_tester = ConfigTester(self, config_class=CodeTalkerVQVAEConfig, has_text_modality=False,
+                                          common_properties=["hidden_size", "num_hidden_layers"])
+
+    def test_model(self):
+        self.model_tester.create_and_check_model(CodeTalkerVQVAE)
+
+    def test_config(self):
+        self.config_tester.run_common_tests()
+
+    @unittest.skip(reason="a motion autoencoder: vertices in, no token input embeddings to get or set")
+    def test_model_get_set_embeddings(self):
+        pass
+
+    @unittest.skip(reason="the VQ-VAE returns meshes and codes, no per-layer hidden states or attention weights")
+    def test_attention_outputs(self):
+        pass
+
+    @unittest.skip(reason="the VQ-VAE returns meshes and codes, no per-layer hidden states or attention weights")
+    def test_hidden_states_output(self):
+        pass
+
+    @unittest.skip(reason="the VQ-VAE returns meshes and codes, no per-layer hidden states or attention weights")
+    def test_retain_grad_hidden_states_attentions(self):
+        pass
+
+    @unittest.skip(reason="the VQ-VAE returns no per-layer outputs for a `capture_outputs` decorator to collect")
+    def test_capture_outputs_decorator(self):
+        pass
+
+    def test_model_outputs_equivalence(self):
+        """The common tuple-vs-dict comparison, without its `output_hidden_states` / `output_attentions` variants
+        (the VQ-VAE returns no per-layer outputs)."""
+        config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
+        model = CodeTalkerVQVAE(config).eval()
+        with torch.no_grad():
+            tuple_output = model(**inputs, return_dict=False)
+            dict_output = model(**inputs, return_dict=True).to_tuple()
+        self.assertEqual(len(tuple_output), len(dict_output))
+        for tuple_value, dict_value in zip(tuple_output, dict_output):
+            torch.testing.assert_close(tuple_value, dict_value, atol=1e-5, rtol=0)
+
+    @unittest.skip(reason="no gradient checkpointing: a 6-layer VQ-VAE trained at batch 1 (as published)")
+    def test_training_gradient_checkpointing(self):
+        pass
+
+    @unittest.skip(reason="no gradient checkpointing: a 6-layer VQ-VAE trained at batch 1 (as published)")
+    def test_training_gradient_checkpointing_use_reentrant_false(self):
+        pass
+
+    @unittest.skip(reason="no gradient checkpointing: a 6-layer VQ-VAE trained at batch 1 (as published)")
+    def test_training_gradient_checkpointing_use_reentrant_true(self):
+        pass
+
+
+def _skip_vqvae_sdpa_comparisons():
+    reason = ("the VQ-VAE computes its attention with SDPA only (the published scale passed to it); per-layer outputs "
+              "are not returned")
+    for name in dir(ModelTesterMixin):
+        if name.startswith("test_eager_matches_sdpa_inference_"):
+            setattr(CodeTalkerVQVAECommonTest, name, unittest.skip(reason=reason)(getattr(ModelTesterMixin, name)))
+
+
+_skip_vqvae_sdpa_comparisons()

@@ -7,6 +7,10 @@ Wav2Sem-fused audio encoder: one runner for every model, a thin recipe per model
     accelerate launch training/train_animation.py --model faceformer --dataset vocaset --data_dir D \
         --audio_encoder facebook/wav2vec2-base-960h --wav2sem ORG/wav2sem-c
     accelerate launch training/train_animation.py --model voca ... --resume_from_checkpoint latest
+    # a two-stage model: both stages in one run (the default), or one at a time
+    accelerate launch training/train_animation.py --model codetalker ... [--stage all]
+    accelerate launch training/train_animation.py --model codetalker ... --stage vqvae --output_dir OUT
+    accelerate launch training/train_animation.py --model codetalker ... --stage predictor --vqvae OUT/vqvae
 
 Trains with the model's published optimisation (its recipe's defaults, overridable), in length-grouped batches with
 masks, checkpointing with `accelerator.save_state` (resumable after a crash, same data order and losses); reports
@@ -14,6 +18,11 @@ the validation loss every epoch; then scores the test split with the same protoc
 unseen speakers under every training style), renders predicted vs ground-truth frames (PNG, GIF), and saves the model
 with `save_pretrained` (safetensors, config, model code, its feature extractor), the training templates and region
 files, a model card, the data report and the metrics. `--push_to_hub --hub_model_id ORG/NAME` uploads the folder.
+
+A model with several training stages (its recipe's `stages`) trains them in order, each with its own model, optimiser,
+checkpoints (`OUTPUT/<stage>/checkpoints`, the last stage's in `OUTPUT/checkpoints`), metrics log and resume; every
+intermediate stage's model is saved to `OUTPUT/<stage>/` and feeds the next; only the last stage is scored, rendered,
+carded and saved to `OUTPUT/`. A resumed run skips the stages already complete.
 """
 
 import dataclasses
@@ -35,13 +44,13 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from huggingface_hub import EvalResult, ModelCardData
 from tqdm.auto import tqdm
-from transformers import AutoConfig, HfArgumentParser
+from transformers import AutoConfig, HfArgumentParser, Wav2Vec2FeatureExtractor
 
 from modeling_wav2sem import Wav2SemFusedEncoder
 from modeling_wav2sem.configuration_animation import get_animation_dataset
 from training.animation.data import AnimationDataset, Regions, collate_animation, default_animation_dir, load_templates
 from training.animation.evaluation import predict_test_split, score_predictions, validation_loss
-from training.animation.recipes import ANIMATION_RECIPES, AnimationRecipe, get_recipe
+from training.animation.recipes import ANIMATION_RECIPES, AnimationRecipe, AnimationStage, StageContext, get_recipe
 from training.animation.render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif
 from training.common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
 from training.common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
@@ -74,6 +83,17 @@ class AnimationArguments:
     learning_rate: float | None = dataclasses.field(default=None, metadata={"help": "default: the model's recipe"})
     per_device_train_batch_size: int | None = dataclasses.field(default=None, metadata={"help": "default: recipe's"})
     gradient_accumulation_steps: int = 1
+    stage: str = dataclasses.field(
+        default="all", metadata={"help": "the training stage(s) to run: all (in order) or one stage's name (codetalker: "
+                                         "vqvae, predictor)"}
+    )
+    vqvae: str | None = dataclasses.field(
+        default=None, metadata={"help": "a trained stage-1 VQ-VAE folder (codetalker --stage predictor)"}
+    )
+    config_overrides: str | None = dataclasses.field(
+        default=None, metadata={"help": "JSON of config fields over the preset, e.g. '{\"feature_dim\": 64, "
+                                        "\"vqvae_config\": {\"hidden_size\": 64}}'"}
+    )
     teacher_forcing: bool = dataclasses.field(
         default=False, metadata={"help": "FaceFormer: decode from the ground truth in parallel (it trains without)"}
     )
@@ -109,9 +129,24 @@ def parse_args(argv=None) -> AnimationArguments:
     get_animation_dataset(args.dataset)  # a clear error for an unknown dataset
     args.dataset = args.dataset.lower()
     args.preset = recipe.preset_for(args.dataset, args.preset)
+    stages = recipe.stages_to_run(args.stage)  # a clear error for an unknown stage
+    # The settings the command line gave: a stage's own defaults apply only to the others.
+    args.explicit_settings = {key for key in recipe.defaults if getattr(args, key) is not None}
     for key, value in recipe.defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.config_overrides:
+        try:
+            overrides = json.loads(args.config_overrides)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--config_overrides is not valid JSON: {error}") from None
+        if not isinstance(overrides, dict):
+            raise ValueError("--config_overrides must be a JSON object of config fields.")
+    given = {"vqvae": args.vqvae}
+    for stage in stages:
+        for need in stage.needs:
+            if need not in {s.name for s in stages} and not given.get(need):
+                raise ValueError(f"--stage {stage.name} needs a trained {need} model: pass --{need} FOLDER.")
     if args.mixed_precision == "fp16":
         raise ValueError("fp16 is not supported here (unusably slow on CPU); use --mixed_precision bf16 or no.")
     if args.eval_conditions not in ("all", "first"):
@@ -128,6 +163,13 @@ def parse_args(argv=None) -> AnimationArguments:
 def loggable_args(args: AnimationArguments) -> dict:
     """The arguments as saved in results.json: never the Hub token."""
     return {k: v for k, v in dataclasses.asdict(args).items() if k != "hub_token"}
+
+
+def stage_setting(args: AnimationArguments, stage: AnimationStage, key: str):
+    """A training setting for `stage`: the command line's, else the stage's default, else the recipe's."""
+    if key in args.explicit_settings or key not in stage.defaults:
+        return getattr(args, key)
+    return stage.defaults[key]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -149,22 +191,43 @@ def encoder_layerdrop(name_or_path: str) -> float:
     return float(getattr(config, "layerdrop", 0.0) or 0.0)
 
 
-def build_model(args: AnimationArguments, recipe: AnimationRecipe):
-    """The animation model around the loaded encoder: the recipe's preset, the mesh size from the data's templates."""
+def build_model(args: AnimationArguments, recipe: AnimationRecipe, stage: AnimationStage | None = None,
+                previous: dict | None = None):
+    """The stage's model (default: the recipe's model around the loaded encoder): the recipe's preset with
+    `--config_overrides`, the mesh size from the data's templates, the earlier stages' models from `previous`."""
     info = get_animation_dataset(args.dataset)
-    vertice_dim = next(iter(load_templates(args.data_dir).values())).size
+    context = StageContext(
+        args=args,
+        vertice_dim=next(iter(load_templates(args.data_dir).values())).size,
+        train_subjects=list(info.train_subjects),
+        overrides=json.loads(args.config_overrides) if args.config_overrides else {},
+        previous=dict(previous or {}),
+        load_audio_encoder=lambda: load_audio_encoder(args),
+    )
+    if stage is not None and stage.build is not None:
+        return stage.build(context)
     return recipe.model_class.from_audio_encoder(
-        load_audio_encoder(args), dataset=args.preset, vertice_dim=vertice_dim, train_subjects=list(info.train_subjects)
+        context.load_audio_encoder(), dataset=args.preset, vertice_dim=context.vertice_dim,
+        train_subjects=context.train_subjects, **context.overrides,
     )
 
 
 def build_datasets(args: AnimationArguments, model, say) -> dict:
-    """train / val / test splits at the model's frame rate, audio prepared by the model's feature extractor."""
-    kwargs = dict(
-        train_subjects=model.config.train_subjects,
-        frame_rate=model.config.frame_rate,
-        feature_extractor=model.build_feature_extractor(),
-    )
+    """train / val / test splits at the model's frame rate, audio prepared by the model's feature extractor (a model
+    without audio, such as a stage-1 VQ-VAE, gets the dataset's rate and speakers and a default extractor)."""
+    if hasattr(model, "build_feature_extractor"):
+        kwargs = dict(
+            train_subjects=model.config.train_subjects,
+            frame_rate=model.config.frame_rate,
+            feature_extractor=model.build_feature_extractor(),
+        )
+    else:
+        info = get_animation_dataset(args.dataset)
+        kwargs = dict(
+            train_subjects=list(info.train_subjects),
+            frame_rate=getattr(model.config, "frame_rate", None) or info.frame_rate,
+            feature_extractor=Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True),
+        )
     datasets_ = {"train": AnimationDataset(args.data_dir, args.dataset, "train", **kwargs)}
     for split in ("val", "test"):
         try:
@@ -252,12 +315,25 @@ def write_animation_card(args, recipe, output_dir: Path, model, datasets_: dict,
             for key in ("lve", "mve", "fdd") if metrics.get(key) is not None
         ],
     )
-    optimisation = (
-        f"Adam lr {args.learning_rate}, batch {args.per_device_train_batch_size} x "
-        f"{args.gradient_accumulation_steps} accumulation, {args.num_train_epochs} epochs"
-        + (f" (capped at {args.max_train_steps} steps)" if args.max_train_steps else "")
-        + f", {args.mixed_precision} precision, seed {args.seed}"
-    )
+    def settings(stage: AnimationStage) -> str:
+        optimizer = {"adam": "Adam", "adamw": "AdamW"}[stage.optimizer]
+        return (
+            f"{optimizer} lr {stage_setting(args, stage, 'learning_rate')}, batch {args.per_device_train_batch_size} x "
+            f"{args.gradient_accumulation_steps} accumulation, {stage_setting(args, stage, 'num_train_epochs')} epochs"
+            + (f" (capped at {args.max_train_steps} steps)" if args.max_train_steps else "")
+        )
+
+    stages = recipe.training_stages
+    if len(stages) == 1:
+        optimisation = settings(stages[0])
+    else:  # every stage, and where an earlier stage's model came from when it was not trained in this run
+        ran = {s.name for s in recipe.stages_to_run(args.stage)}
+        optimisation = "; ".join(
+            f"stage {i + 1} `{s.name}` ({s.description}): "
+            + (settings(s) if s.name in ran else f"trained separately (`--{s.name} {getattr(args, s.name, None)}`)")
+            for i, s in enumerate(stages)
+        )
+    optimisation += f", {args.mixed_precision} precision, seed {args.seed}"
     if recipe.name == "faceformer":
         decoding = "teacher forcing" if args.teacher_forcing else "autoregressive decoding during training"
         optimisation += f"; {decoding}"
@@ -270,7 +346,8 @@ def write_animation_card(args, recipe, output_dir: Path, model, datasets_: dict,
         model_display_name=recipe.display_name,
         model_paragraph=recipe.card_paragraph,
         paper=recipe.paper,
-        train_command=f"--model {recipe.name} --dataset {args.dataset} --preset {args.preset}",
+        train_command=f"--model {recipe.name} --dataset {args.dataset} --preset {args.preset}"
+        + (f" --stage {args.stage}" if len(stages) > 1 else "") + (f" --vqvae {args.vqvae}" if args.vqvae else ""),
         dataset_name=info.display_name + (" (synthetic sample in its layout)" if data_is_sample else ""),
         audio_encoder=args.audio_encoder,
         wav2sem=args.wav2sem,
@@ -309,6 +386,24 @@ def epoch_losses_from_log(log: JsonLinesLogger, epoch: int) -> list[float]:
     return [r["loss"] for r in records if r.get("epoch") == epoch and "loss" in r]
 
 
+def stage_validation_loss(model, stage: AnimationStage, dataset, device, autocast, mode: str) -> float:
+    """The validation loss of an audio-driven stage (every training style for unseen speakers, as the test), or of a
+    motion-only stage (each sequence once: the style does not enter)."""
+    if stage.inputs is None:
+        return validation_loss(model, dataset, device, autocast, mode, stage.eval_kwargs)
+    was_training = model.training
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for index in range(len(dataset)):
+            batch = collate_animation([dataset[index]])
+            inputs = {k: v.to(device) for k, v in stage.inputs(batch).items() if v is not None}
+            with autocast():
+                losses.append(float(model(**inputs, **stage.eval_kwargs).loss))
+    model.train(was_training)
+    return float(np.mean(losses))
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     recipe = get_recipe(args.model)
@@ -320,7 +415,6 @@ def main(argv=None) -> dict:
     if args.keep_freed_memory:
         keep_freed_memory()
     output_dir = Path(args.output_dir)
-    data_dir = Path(args.data_dir)
     accelerator = Accelerator(
         cpu=args.cpu,
         mixed_precision=args.mixed_precision,
@@ -328,27 +422,63 @@ def main(argv=None) -> dict:
         # LayerDrop (0.1 in wav2vec2-base-960h) skips whole encoder layers, so under DDP some get no gradient in a step.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=encoder_layerdrop(args.audio_encoder) > 0)],
     )
-    set_seed(args.seed)
     if accelerator.device.type == "cpu" and args.cpu_threads != 0:
         torch.set_num_threads(args.cpu_threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes))
+
+    previous = {"vqvae": args.vqvae} if args.vqvae else {}
+    summary = {}
+    for stage in recipe.stages_to_run(args.stage):
+        # The scored stage writes OUTPUT/ itself; an intermediate one OUTPUT/<stage>/, which the next stages read.
+        stage_dir = output_dir if stage.scored else output_dir / stage.name
+        summary = train_stage(args, recipe, stage, stage_dir, previous, accelerator)
+        previous[stage.name] = stage_dir
+        accelerator.free_memory()  # the next stage registers its own model, optimiser and loader for save_state
+    end_training(accelerator)
+
+    if args.push_to_hub and accelerator.is_main_process:
+        try:
+            url = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private_repo)
+        except HubUploadError as error:
+            raise SystemExit(f"error: {error}") from None
+        tqdm.write(f"Pushed to {url}")
+        summary["pushed_to"] = url
+    return summary
+
+
+def train_stage(args, recipe: AnimationRecipe, stage: AnimationStage, output_dir: Path, previous: dict,
+                accelerator: Accelerator) -> dict:
+    """Train one stage (build, train with checkpoints and resume, validate every epoch); the scored stage is then
+    scored on the test split, rendered and carded; every stage's model is saved to `output_dir`."""
+    data_dir = Path(args.data_dir)
     main_process = accelerator.is_main_process
+    done_marker = output_dir / "results.json"
+    if not stage.scored and args.resume_from_checkpoint and done_marker.is_file():
+        tqdm.write(f"Stage {stage.name}: complete in {output_dir}, reused.") if main_process else None
+        return json.loads(done_marker.read_text())
+    set_seed(args.seed)  # every stage starts from the seed, so a resumed run's later stages are the uninterrupted run's
+    num_train_epochs = stage_setting(args, stage, "num_train_epochs")
+    learning_rate = stage_setting(args, stage, "learning_rate")
 
     def say(message: str):
         if main_process:
             tqdm.write(message)
 
     # ---- model and data ----
-    model = build_model(args, recipe)
+    model = build_model(args, recipe, stage, previous)
     datasets_ = build_datasets(args, model, say)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frame_rate = datasets_["train"].frame_rate
     say(
         f"Data: {len(datasets_['train'])} train / {len(datasets_['val'] or [])} val / {len(datasets_['test'])} test "
-        f"sequences from {data_dir} at {model.config.frame_rate:g} fps; model {recipe.display_name} "
-        f"(preset {args.preset}) with {type(model.audio_encoder).__name__} "
-        f"({sum(p.numel() for p in model.parameters()):,} parameters, {trainable:,} trainable)"
+        f"sequences from {data_dir} at {frame_rate:g} fps; model {recipe.display_name}"
+        + (f" stage {stage.name}" if len(recipe.training_stages) > 1 else "")
+        + f" (preset {args.preset})"
+        + (f" with {type(model.audio_encoder).__name__}" if hasattr(model, "audio_encoder") else "")
+        + f" ({sum(p.numel() for p in model.parameters()):,} parameters, {trainable:,} trainable)"
     )
-    if recipe.prepare is not None and not args.resume_from_checkpoint:
-        recipe.prepare(model, datasets_["train"])
+    prepare = recipe.prepare if len(recipe.training_stages) == 1 else None
+    if prepare is not None and not args.resume_from_checkpoint:
+        prepare(model, datasets_["train"])
 
     sampler = LengthGroupedBatchSampler(datasets_["train"].lengths(), args.per_device_train_batch_size, seed=args.seed)
     # A generator of its own: creating a DataLoader iterator draws a seed from it instead of the global RNG, so a
@@ -357,14 +487,15 @@ def main(argv=None) -> dict:
         datasets_["train"], batch_sampler=sampler, collate_fn=collate_animation,
         generator=torch.Generator().manual_seed(args.seed),
     )
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.learning_rate)
+    optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[stage.optimizer]
+    optimizer = optimizer_class([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
-    total_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+    total_steps = args.max_train_steps or num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(total_steps / steps_per_epoch)
     unwrapped = accelerator.unwrap_model(model)
     log = JsonLinesLogger(output_dir / "metrics.jsonl", main_process)
-    train_kwargs = recipe.train_kwargs(args)
+    train_kwargs = stage.train_kwargs(args)
 
     # ---- resume ----
     completed_steps, start_epoch, skip_batches = 0, 0, 0
@@ -373,8 +504,8 @@ def main(argv=None) -> dict:
         checkpoint = resolve_checkpoint(checkpoint_dir, args.resume_from_checkpoint)
         if checkpoint is None:
             say(f"No checkpoint in {checkpoint_dir} yet: starting from scratch.")
-            if recipe.prepare is not None:
-                recipe.prepare(unwrapped, datasets_["train"])
+            if prepare is not None:
+                prepare(unwrapped, datasets_["train"])
         else:
             accelerator.load_state(str(checkpoint))
             completed_steps = checkpoint_step(checkpoint)
@@ -384,7 +515,8 @@ def main(argv=None) -> dict:
         log.drop_after(completed_steps)  # the killed run's later steps are logged again
 
     started = time.time()
-    progress = tqdm(total=total_steps, initial=completed_steps, desc="train", disable=not main_process)
+    desc = "train" if len(recipe.training_stages) == 1 else f"train {stage.name}"
+    progress = tqdm(total=total_steps, initial=completed_steps, desc=desc, disable=not main_process)
     for epoch in range(start_epoch, num_epochs):
         if completed_steps >= total_steps:
             break
@@ -396,6 +528,8 @@ def main(argv=None) -> dict:
         for batch in loader:
             with accelerator.accumulate(model):
                 inputs = {k: v for k, v in batch.items() if k not in ("names", "subjects", "datasets")}
+                if stage.inputs is not None:
+                    inputs = {k: v for k, v in stage.inputs(inputs).items() if v is not None}
                 with accelerator.autocast():
                     output = model(**inputs, **train_kwargs)
                 accelerator.backward(output.loss)
@@ -416,9 +550,8 @@ def main(argv=None) -> dict:
                 break
         record = {"step": completed_steps, "epoch": epoch + 1, "train_loss_epoch": float(np.mean(running))}
         if datasets_["val"] is not None and main_process:
-            record["val_loss"] = validation_loss(
-                unwrapped, datasets_["val"], accelerator.device, accelerator.autocast, args.eval_conditions,
-                recipe.eval_kwargs,
+            record["val_loss"] = stage_validation_loss(
+                unwrapped, stage, datasets_["val"], accelerator.device, accelerator.autocast, args.eval_conditions
             )
         log.log(record)
         say(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4e}" for k, v in record.items() if "loss" in k))
@@ -430,7 +563,17 @@ def main(argv=None) -> dict:
     # ---- test, render, save ----
     accelerator.wait_for_everyone()
     summary = {}
-    if main_process:
+    if main_process and not stage.scored:  # an intermediate stage: its model for the next stage, no test
+        output_dir.mkdir(parents=True, exist_ok=True)
+        unwrapped.save_pretrained(output_dir)
+        summary = {
+            "model": recipe.name, "stage": stage.name, "train_time_s": round(train_time, 1), "steps": completed_steps,
+            "seed": args.seed, "args": loggable_args(args),
+        }
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the stage is complete: its saved model replaces them
+        done_marker.write_text(json.dumps(summary, indent=1) + "\n")  # written last: marks the stage complete
+        say(f"Stage {stage.name} saved to {output_dir}")
+    elif main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         info = get_animation_dataset(args.dataset)
         regions = Regions.from_folder(data_dir)
@@ -467,18 +610,20 @@ def main(argv=None) -> dict:
             "seed": args.seed,
             "args": loggable_args(args),
         }
+        if len(recipe.training_stages) > 1:
+            summary["stages"] = {
+                name: (json.loads((Path(folder) / "results.json").read_text()) if (Path(folder) / "results.json").is_file()
+                       else {"model": str(folder)})
+                for name, folder in previous.items()
+            }
+            for name, value in summary["stages"].items():
+                value.pop("args", None)
+            summary["train_time_s_all_stages"] = round(
+                train_time + sum(v.get("train_time_s", 0) for v in summary["stages"].values()), 1
+            )
         (output_dir / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
         say(f"Saved to {output_dir}" + (f" (renders: {', '.join(p.name for p in renders)})" if renders else ""))
     del model, optimizer  # the DDP wrapper must go before its process group (see end_training, which waits for all)
-    end_training(accelerator)
-
-    if args.push_to_hub and main_process:
-        try:
-            url = push_folder_to_hub(output_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private_repo)
-        except HubUploadError as error:
-            raise SystemExit(f"error: {error}") from None
-        say(f"Pushed to {url}")
-        summary["pushed_to"] = url
     return summary
 
 

@@ -6,6 +6,12 @@ A recipe names the model's config and model classes, its published training defa
 keyword arguments its `forward` takes in training and validation and its `predict` at test time, an optional hook
 that prepares a new model from the training data (VOCA's PCA basis), and the paragraph the model card says about it.
 Adding a model is one model file pair, one entry in `ANIMATION_RECIPES` and one test file.
+
+Most models train in one stage (the recipe's own `train_kwargs` / `eval_kwargs`). A model trained in several
+(CodeTalker: a VQ-VAE over the motion, then the audio-driven predictor into its codebook) lists `AnimationStage`s:
+each says how its model is built from the arguments and the earlier stages' saved models, the keyword arguments of
+its `forward`, its optimiser and defaults, and whether it is the scored one (the last). The runner trains them in
+order, saves each intermediate model under `OUTPUT/<stage>/`, and scores, renders and cards only the last.
 """
 
 from collections.abc import Callable
@@ -14,7 +20,60 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from modeling_wav2sem import FaceFormerConfig, FaceFormerForAnimation, VOCAConfig, VOCAForAnimation
+from modeling_wav2sem import (
+    CodeTalkerConfig,
+    CodeTalkerForAnimation,
+    CodeTalkerVQVAE,
+    CodeTalkerVQVAEConfig,
+    FaceFormerConfig,
+    FaceFormerForAnimation,
+    VOCAConfig,
+    VOCAForAnimation,
+)
+
+
+@dataclass
+class StageContext:
+    """What a stage's `build` gets: the parsed arguments, the mesh size and speakers of the data, the
+    `--config_overrides` dict, the folders of the earlier stages' saved models (`{stage name: folder}`, also from the
+    command line, e.g. `--vqvae`), and the runner's audio-encoder loader (`--audio_encoder`, fused with `--wav2sem`)."""
+
+    args: object
+    vertice_dim: int
+    train_subjects: list[str]
+    overrides: dict
+    previous: dict
+    load_audio_encoder: Callable[[], object]
+
+
+@dataclass(frozen=True)
+class AnimationStage:
+    """One training stage of a recipe.
+
+    Args:
+        name: the `--stage` name; an intermediate stage's model is saved to `OUTPUT/<name>/`.
+        build: `StageContext -> model`; `None` builds the recipe's model around the audio encoder (one-stage models).
+        inputs: `batch -> forward keyword arguments` (a collated batch: `input_values`, `attention_mask`, `template`,
+            `subject_index`, `labels`, `vertex_mask`); `None` passes the batch as is (audio-driven models).
+        train_kwargs / eval_kwargs: extra `forward` keyword arguments in training and for the validation loss.
+        optimizer: `"adam"` or `"adamw"` (torch's defaults otherwise), with the stage's learning rate.
+        defaults: training settings of this stage where the command line leaves them out (`num_train_epochs`,
+            `learning_rate`), over the recipe's `defaults`.
+        scored: the stage whose model is scored on the test split, rendered, carded and saved to `OUTPUT/` (the last).
+        needs: the earlier stages whose saved model `build` reads (from this run, or given on the command line).
+        description: what the card says this stage trains, and with which objective.
+    """
+
+    name: str
+    build: Callable[[StageContext], object] | None = None
+    inputs: Callable[[dict], dict] | None = None
+    train_kwargs: Callable[[object], dict] = lambda args: {}
+    eval_kwargs: dict = field(default_factory=dict)
+    optimizer: str = "adam"
+    defaults: dict = field(default_factory=dict)
+    scored: bool = False
+    needs: tuple[str, ...] = ()
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -27,7 +86,8 @@ class AnimationRecipe:
         config_class / model_class: the transformers classes (`from_preset`, `from_audio_encoder`).
         defaults: the published training settings, used where the command line leaves them out
             (`num_train_epochs`, `learning_rate`, `per_device_train_batch_size`).
-        stages: training stages in order (one for most models; CodeTalker and LG-LDM train a VQ-VAE first).
+        stages: training stages in order (`AnimationStage`s: CodeTalker and LG-LDM train a VQ-VAE first); empty for a
+            one-stage model, which trains with the recipe's own `train_kwargs` and `eval_kwargs`.
         train_kwargs: `forward` keyword arguments in training, from the parsed arguments.
         eval_kwargs: `forward` keyword arguments for the validation loss.
         predict_kwargs: `predict` keyword arguments at test time.
@@ -44,11 +104,30 @@ class AnimationRecipe:
     paper: str
     card_paragraph: str
     objective: str
-    stages: tuple[str, ...] = ("train",)
+    stages: tuple[AnimationStage, ...] = ()
     train_kwargs: Callable[[object], dict] = lambda args: {}
     eval_kwargs: dict = field(default_factory=dict)
     predict_kwargs: dict = field(default_factory=dict)
     prepare: Callable | None = None
+
+    @property
+    def training_stages(self) -> tuple[AnimationStage, ...]:
+        """The stages in order; a one-stage model's single `"train"` stage uses the recipe's kwargs."""
+        if self.stages:
+            return self.stages
+        return (AnimationStage("train", train_kwargs=self.train_kwargs, eval_kwargs=self.eval_kwargs, scored=True),)
+
+    def stages_to_run(self, stage: str) -> tuple[AnimationStage, ...]:
+        """`--stage`: `"all"` (every stage, in order) or one stage's name."""
+        stages = self.training_stages
+        if stage == "all":
+            return stages
+        chosen = tuple(s for s in stages if s.name == stage)
+        if not chosen:
+            raise ValueError(
+                f"--stage must be 'all' or one of {[s.name for s in stages]} for {self.display_name}, got {stage!r}."
+            )
+        return chosen
 
     def preset_for(self, dataset: str, preset: str | None) -> str:
         """The config preset: `preset` when given, else the dataset's."""
@@ -72,6 +151,27 @@ def training_offsets(dataset, max_frames: int = 20000, seed: int = 0) -> torch.T
 
 def _voca_prepare(model, train_set):
     model.init_expression_basis(training_offsets(train_set))
+
+
+def _codetalker_vqvae(context: StageContext):
+    """Stage 1: a new VQ-VAE of the preset for the data's mesh (`--config_overrides {"vqvae_config": {...}}`)."""
+    preset = CodeTalkerConfig.presets[context.args.preset].get("data", context.args.preset)
+    overrides = context.overrides.get("vqvae_config", {})
+    return CodeTalkerVQVAE(CodeTalkerVQVAEConfig.from_preset(preset, vertice_dim=context.vertice_dim, **overrides))
+
+
+def _codetalker_predictor(context: StageContext):
+    """Stage 2: the predictor around the audio encoder, holding the trained stage 1 (frozen)."""
+    overrides = {k: v for k, v in context.overrides.items() if k != "vqvae_config"}
+    return CodeTalkerForAnimation.from_audio_encoder(
+        context.load_audio_encoder(), dataset=context.args.preset, vertice_dim=context.vertice_dim,
+        train_subjects=context.train_subjects, vqvae=str(context.previous["vqvae"]), **overrides,
+    )
+
+
+def _motion_only(batch: dict) -> dict:
+    """The VQ-VAE's inputs: the vertices, their templates and frame mask (no audio, no speaker)."""
+    return {"vertices": batch["labels"], "template": batch["template"], "vertex_mask": batch.get("vertex_mask")}
 
 
 ANIMATION_RECIPES: dict[str, AnimationRecipe] = {
@@ -109,6 +209,41 @@ ANIMATION_RECIPES: dict[str, AnimationRecipe] = {
         ),
         objective="reconstruction + 10 x velocity (squared L2 per vertex, consecutive frames), as VOCA",
         prepare=_voca_prepare,
+    ),
+    "codetalker": AnimationRecipe(
+        name="codetalker",
+        display_name="CodeTalker",
+        config_class=CodeTalkerConfig,
+        model_class=CodeTalkerForAnimation,
+        defaults={"num_train_epochs": 100, "learning_rate": 1e-4, "per_device_train_batch_size": 1},
+        paper="CodeTalker: Speech-Driven 3D Facial Animation with Discrete Motion Prior (CVPR 2023), arXiv 2301.02379",
+        card_paragraph=(
+            "CodeTalker (Xing et al., CVPR 2023), in two stages. Stage 1, a Transformer VQ-VAE, learns a codebook of "
+            "facial motion from the training vertices alone (VOCASET: 16 tokens of 64 per frame, BIWI: 8 of 128, 256 "
+            "codes). Stage 2 is FaceFormer's autoregressive decoder over the audio encoder's frames (conv features "
+            "resampled to the vertex rate; `audio_feature_map` plays FC2 of Wav2Sem for a fused encoder), predicting "
+            "each frame's stage-1 latent, which the frozen stage-1 model quantises and decodes to vertex offsets."
+        ),
+        objective="stage 1: L1 reconstruction + codebook loss (beta 0.25); stage 2: MSE of the vertices + MSE of "
+        "the predicted latents to the quantised stage-1 latents of the ground truth",
+        stages=(
+            AnimationStage(
+                name="vqvae",
+                build=_codetalker_vqvae,
+                inputs=_motion_only,
+                optimizer="adamw",
+                defaults={"num_train_epochs": 200},
+                description="VQ-VAE over the vertex offsets (motion only): L1 reconstruction + codebook loss, AdamW",
+            ),
+            AnimationStage(
+                name="predictor",
+                build=_codetalker_predictor,
+                needs=("vqvae",),
+                scored=True,
+                description="autoregressive predictor into the frozen VQ-VAE's codebook, teacher-forced: MSE of the "
+                "vertices + MSE of the latents, Adam",
+            ),
+        ),
     ),
 }
 
