@@ -5,10 +5,14 @@ dataset, and speed.
     python benchmarks/bench_animation.py table --model voca --data_dir DIR --wav2sem wav2sem-c --output_dir OUT
     # FaceFormer: frames/s for 10 s of audio, cached autoregression vs the original's re-decode-the-prefix loop
     python benchmarks/bench_animation.py speed [--seconds 10]
+    # the same for CodeTalker (published VOCASET size), one timed run of each loop
+    python benchmarks/bench_animation.py speed --model codetalker --repeats 1
     # training and inference frames/s of a model over a wav2vec2-base-size encoder
     python benchmarks/bench_animation.py throughput --model voca
 
 `table` runs `training/train_animation.py` twice (one argument apart, `--jobs 2` side by side) and prints JSON with both rows and the ratios.
+A model with several training stages (CodeTalker) trains all of them in each run, `--num_train_epochs` each;
+`--config_overrides JSON` sets config fields over the preset (say so when quoting the numbers).
 Without `--audio_encoder`, the plain encoder is a randomly initialised HuBERT with the `small` Wav2Sem geometry
 (no pre-trained speech encoder can be downloaded here): say so when quoting the numbers.
 """
@@ -28,7 +32,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModel, HubertConfig, Wav2Vec2Config  # noqa: E402
 
-from modeling_wav2sem import FaceFormerConfig, FaceFormerForAnimation, Wav2SemConfig  # noqa: E402
+from modeling_wav2sem import (  # noqa: E402
+    CodeTalkerConfig,
+    CodeTalkerForAnimation,
+    FaceFormerConfig,
+    FaceFormerForAnimation,
+    Wav2SemConfig,
+)
 from modeling_wav2sem.configuration_animation import get_animation_dataset  # noqa: E402
 from training.animation.data import AnimationDataset, Regions  # noqa: E402
 from training.animation.evaluation import score_predictions  # noqa: E402
@@ -78,6 +88,8 @@ def table(args) -> dict:
         common += ["--teacher_forcing", "true"]
     if args.preset:
         common += ["--preset", args.preset]
+    if args.config_overrides:
+        common += ["--config_overrides", args.config_overrides]
     runs = {"baseline": [], "+wav2sem": ["--wav2sem", args.wav2sem]}
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     script = Path(__file__).resolve().parent.parent / "training" / "train_animation.py"
@@ -94,7 +106,11 @@ def table(args) -> dict:
             if process.wait() != 0:
                 raise RuntimeError(f"The {name} run failed; see {out / (name.strip('+') + '.log')}.")
             summary = json.loads((folder / "results.json").read_text())
-            rows[name] = {**summary["metrics"], "train_time_s": summary["train_time_s"], "steps": summary["steps"]}
+            rows[name] = {**summary["metrics"], "train_time_s": summary.get("train_time_s_all_stages",
+                                                                            summary["train_time_s"]),
+                          "steps": summary["steps"]}
+            if "stages" in summary:
+                rows[name]["stages"] = summary["stages"]
     rows["static template (no model)"] = static_template_row(args.data_dir, args.dataset)
     base, fused = rows["baseline"], rows["+wav2sem"]
     result = {
@@ -116,7 +132,10 @@ def table(args) -> dict:
 
 
 def speed(args) -> dict:
-    """Whole `predict` and decoder-only frames/s, cached vs naive, FaceFormer VOCASET over a wav2vec2-base-size encoder."""
+    """Whole `predict` and decoder-only frames/s, cached vs naive, FaceFormer VOCASET over a wav2vec2-base-size encoder
+    (`--model codetalker`: CodeTalker, see `codetalker_speed`)."""
+    if args.model == "codetalker":
+        return codetalker_speed(args)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     config = FaceFormerConfig.from_preset("vocaset", audio_config=Wav2Vec2Config())
@@ -160,6 +179,59 @@ def speed(args) -> dict:
         "speedup_decoder": results["cached"]["decoder_frames_per_s"] / results["naive"]["decoder_frames_per_s"],
         "speedup_predict": results["cached"]["predict_frames_per_s"] / results["naive"]["predict_frames_per_s"],
         "same_vertices": same,
+    }
+
+
+def codetalker_speed(args) -> dict:
+    """CodeTalker at the published VOCASET size (wav2vec2-base-size encoder, d 1024 x 6 layers, a 1024-wide 6-layer
+    VQ-VAE, 15,069 values per frame), one clip of `--seconds`: whole `predict` frames/s with the cached loop and with
+    the original's naive one (each timed `--repeats` times, median), the encoder's share timed apart, and whether both
+    give the same vertices. The stage-1 decoder re-runs over the quantised prefix in both (it is non-causal)."""
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    config = CodeTalkerConfig.from_preset("vocaset", audio_config=Wav2Vec2Config())
+    model = CodeTalkerForAnimation(config).eval()
+    with torch.no_grad():  # move the zero feat_map and spread the codebook, so the loop feeds back varied motion
+        model.feat_map.weight.normal_(0, 0.02)
+        model.autoencoder.quantize.embedding.weight.normal_(0, 1.0)
+    audio = torch.randn(1, int(args.seconds * 16000))
+    template = torch.zeros(1, config.vertice_dim)
+
+    def timed(fn, repeats):
+        times, value = [], None
+        for _ in range(repeats):
+            start = time.perf_counter()
+            with torch.no_grad():
+                value = fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times), value
+
+    encode_s, (features, frames) = timed(lambda: model.encode_audio(audio), args.repeats)
+    frames = frames[0]
+    results, outputs = {}, {}
+    for name, use_cache in (("cached", True), ("naive", False)):
+        seconds, output = timed(lambda: model.predict(audio, template, 0, use_cache=use_cache), args.repeats)
+        outputs[name] = output
+        results[name] = {
+            "predict_frames_per_s": frames / seconds,
+            "predict_s": seconds,
+            "decoder_frames_per_s": frames / max(seconds - encode_s, 1e-9),
+        }
+    same = torch.allclose(outputs["cached"].vertices, outputs["naive"].vertices, atol=1e-5)
+    return {
+        "benchmark": "codetalker_inference",
+        "seconds": args.seconds,
+        "frames": frames,
+        "threads": torch.get_num_threads(),
+        "repeats": args.repeats,
+        "encoder": "wav2vec2-base geometry (random)",
+        "encoder_s": encode_s,
+        "results": results,
+        "speedup_decoder": results["cached"]["decoder_frames_per_s"] / results["naive"]["decoder_frames_per_s"],
+        "speedup_predict": results["cached"]["predict_frames_per_s"] / results["naive"]["predict_frames_per_s"],
+        "same_vertices": same,
+        "max_abs_diff": float((outputs["cached"].vertices - outputs["naive"].vertices).abs().max()),
+        "same_codes": bool(torch.equal(outputs["cached"].code_indices, outputs["naive"].code_indices)),
     }
 
 
@@ -231,9 +303,11 @@ def main(argv=None):
     t.add_argument("--max_train_steps", type=int)
     t.add_argument("--mixed_precision", default="no")
     t.add_argument("--teacher_forcing", action="store_true")
+    t.add_argument("--config_overrides", help="JSON of config fields over the preset (train_animation's)")
     t.add_argument("--jobs", type=int, default=1, help="runs at a time (each gets cores / jobs threads)")
     t.set_defaults(func=table)
     s = commands.add_parser("speed")
+    s.add_argument("--model", default="faceformer", choices=["faceformer", "codetalker"])
     s.add_argument("--seconds", type=float, default=10.0)
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--threads", type=int)
