@@ -133,7 +133,7 @@ def ensure_models(cache_dir: Path, train_steps: int = 60, say=print) -> dict[str
                 "--max_train_steps", str(train_steps), "--per_device_train_batch_size", "2", "--seed", "0",
                 "--max_test_sequences", "1", "--eval_conditions", "first", "--render_frames", "0",
                 "--render_gif", "false", "--logging_steps", str(max(1, train_steps)), "--checkpointing_steps",
-                str(10 * train_steps + 1), "--cpu_threads", "0",  # torch's default threads (OMP_NUM_THREADS)
+                str(10 * train_steps + 1), "--cpu_threads", "1",  # tiny models: more threads only contend
             ]
             if variant == "wav2sem":
                 argv += ["--wav2sem", encoders["wav2sem"]]
@@ -343,12 +343,15 @@ def parse_args(argv=None):
     parser.add_argument("--train_steps", type=int, default=60, help="training steps of each demo model (first start)")
     parser.add_argument("--max_seconds", type=float, default=MAX_SECONDS, help="longest speech accepted")
     parser.add_argument("--video_height", type=int, default=320, help="height of the videos in pixels")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for the tiny models (1: threads only contend at this size)")
     parser.add_argument("--build_only", action="store_true", help="train and cache the models, then exit")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
     started = time.time()
     folders = ensure_models(args.cache_dir, args.train_steps)
     print(f"Demo models ready in {time.time() - started:.1f} s ({args.cache_dir})", flush=True)
