@@ -1,7 +1,8 @@
 """The demo page (`app.py`) in a real browser: the app is started in a subprocess on 127.0.0.1 (a free port, a fresh
 cache, so its first start trains its tiny models), headless Chromium uploads a wav, both videos must arrive and play,
 the served MP4s are read back with PyAV (duration, frames, an audio stream), a screenshot must show two rendered
-faces, and a silent upload must be refused with a clear message.
+faces; a recording from Chromium's fake microphone is animated too, and a silent upload is refused with a clear
+message.
 
 Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them) and the `demo`/`dev` extras (gradio, av,
 selenium); skips, saying which is missing, otherwise.
@@ -97,7 +98,8 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--mute-audio",
-                 "--window-size=1400,1100", "--autoplay-policy=no-user-gesture-required"):
+                 "--window-size=1400,1100", "--autoplay-policy=no-user-gesture-required",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):  # a microphone that beeps
         options.add_argument(flag)
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
     yield driver
@@ -200,6 +202,25 @@ def _png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_recording_from_the_microphone(app, browser):
+    """Chromium's fake microphone (a beep) recorded for ~2 s through the page's recorder, then animated."""
+    browser.get(app["url"])
+    WebDriverWait(browser, 60).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#speech button[aria-label='Record audio']"))[0].click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.CSS_SELECTOR, "#speech .record-button")).click()
+    time.sleep(2.0)
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.CSS_SELECTOR, "#speech .stop-button")).click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#speech audio, #speech wave, "
+                                                                             "#speech [data-testid=waveform-Speech]"))
+    time.sleep(1.0)
+    browser.find_element(By.ID, "animate").click()
+    WebDriverWait(browser, ANIMATE_TIMEOUT).until(lambda d: all(video_sources(d)))
+    for source in video_sources(browser):
+        with urllib.request.urlopen(source, timeout=30) as response:
+            info = read_mp4(response.read())
+        assert 1.0 < info["seconds"] < 5.0 and info["audio_seconds"] > 1.0
 
 
 def test_silent_upload_is_refused_clearly(app, browser, tmp_path):
