@@ -300,6 +300,8 @@ def build_page(demo: Demo):
             return demo.animate(audio_path, display_name, style)
         except UnusableInput as error:
             raise gr.Error(str(error), duration=None) from None
+        except ValueError as error:  # e.g. a model whose output cannot be drawn
+            raise gr.Error(f"Could not animate this input: {error}", duration=None) from None
 
     def update_styles(display_name):
         styles = demo.styles(display_name)

@@ -151,6 +151,10 @@ def test_clear_errors(sample, tmp_path):
         write_mp4(tmp_path / "odd.mp4", [np.zeros((11, 10, 3), np.uint8)], 30)
     with pytest.raises(ValueError, match="No frames"):
         write_mp4(tmp_path / "none.mp4", [], 30)
+    broken = sample["vertices"][:3].copy()
+    broken[1, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        render_video(tmp_path / "nan.mp4", {"prediction": broken}, 30, sample["faces"])
     with pytest.raises(ValueError, match="index vertex"):
         render_video(tmp_path / "x.mp4", {"p": sample["vertices"][:2, :30]}, 30, sample["faces"])
 

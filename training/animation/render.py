@@ -202,7 +202,7 @@ def _fragments(screen: np.ndarray, depth: np.ndarray, faces: np.ndarray, width: 
     # (numpy reductions over an axis of 3 are slow: the corners are combined column by column)
     top = np.maximum(np.ceil(np.minimum(np.minimum(y0, y1), y2) - 0.5), 0)
     bottom = np.minimum(np.floor(np.maximum(np.maximum(y0, y1), y2) - 0.5), height - 1)
-    keep = (np.abs(area) > 1e-12) & (bottom >= top)
+    keep = (np.abs(area) > 1e-12) & (bottom >= top) & np.isfinite(area)
     keep &= (np.maximum(np.maximum(x0, x1), x2) >= 0.5) & (np.minimum(np.minimum(x0, x1), x2) <= width - 0.5)
     if cull:
         keep &= np.sign(area) != cull
@@ -363,6 +363,9 @@ def render_video_frames(
     sequences = {label: as_frames(seq) for label, seq in rows.items()}
     if not sequences:
         raise ValueError("Nothing to render: rows is empty.")
+    for label, sequence in sequences.items():
+        if not np.isfinite(sequence).all():
+            raise ValueError(f"The {label!r} sequence has non-finite vertices (NaN or infinity): nothing to draw.")
     view = FrameView([as_frames(s) for s in fit_to] if fit_to else list(sequences.values()), height)
     faces = None if faces is None else np.asarray(faces, dtype=np.int64)
     num_vertices = next(iter(sequences.values())).shape[1]
