@@ -43,6 +43,7 @@ import torch
 from transformers import AutoConfig, PreTrainedConfig
 
 from .configuration_codetalker import CodeTalkerConfig, CodeTalkerVQVAEConfig
+from .conversion_utils import state_dict_mismatches, tensor_shape
 from .convert_faceformer_original_checkpoint import WEIGHT_NORM, feature_extractor_for
 from .modeling_codetalker import CodeTalkerForAnimation, CodeTalkerVQVAE, published_positional_row
 from .modeling_faceformer import periodic_positional_encoding
@@ -67,10 +68,6 @@ _TRANSFORMER_KEY = re.compile(
 )
 
 
-def _shape(value) -> tuple[int, ...]:
-    return tuple(value.shape)
-
-
 def rename_stage1_key(key: str) -> str:
     """Published stage-1 key -> our key (an unknown key is returned unchanged and reported as unexpected later)."""
     match = _TRANSFORMER_KEY.match(key)
@@ -89,19 +86,11 @@ def rename_stage1_key(key: str) -> str:
 
 
 def _check_keys(kind: str, renamed: dict, sources: dict, expected: dict, context: str):
-    missing = sorted(set(expected) - set(renamed))
-    extra = sorted(set(renamed) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(renamed) if _shape(renamed[k]) != expected[k])
-    if missing or extra or wrong:
-        details = []
-        if missing:
-            details.append(f"missing: {missing}")
-        if extra:
-            details.append(f"unexpected: {[sources[k] if sources[k] == k else sources[k] + ' -> ' + k for k in extra]}")
-        if wrong:
-            details.append(
-                "wrong shapes: " + ", ".join(f"{k} {_shape(renamed[k])} (expected {expected[k]})" for k in wrong)
-            )
+    def describe(key: str) -> str:
+        return sources[key] if sources[key] == key else f"{sources[key]} -> {key}"
+
+    details = state_dict_mismatches(expected, renamed, describe)
+    if details:
         raise ValueError(f"The {kind} checkpoint does not match CodeTalker ({context}); " + "; ".join(details))
 
 
@@ -144,10 +133,10 @@ def convert_stage1_state_dict(
 
     _require(renamed, ("encoder.vertice_mapping.weight", "quantize.embedding.weight",
                        "encoder.encoder_transformer.layers.0.mlp.l1.weight"), "stage-1")
-    hidden, vertice_dim = _shape(renamed["encoder.vertice_mapping.weight"])
-    num_embeddings, code_dim = _shape(renamed["quantize.embedding.weight"])
+    hidden, vertice_dim = tensor_shape(renamed["encoder.vertice_mapping.weight"])
+    num_embeddings, code_dim = tensor_shape(renamed["quantize.embedding.weight"])
     projection = "encoder.encoder_linear_embedding_post.weight" in renamed
-    latent_dim = _shape(renamed["encoder.encoder_linear_embedding_post.weight"])[0] if projection else hidden
+    latent_dim = tensor_shape(renamed["encoder.encoder_linear_embedding_post.weight"])[0] if projection else hidden
     if latent_dim % code_dim:
         raise ValueError(f"The latent width {latent_dim} is not a multiple of the code width {code_dim}.")
     config = CodeTalkerVQVAEConfig.from_preset(
@@ -156,7 +145,7 @@ def convert_stage1_state_dict(
         hidden_size=hidden,
         num_hidden_layers=_count_layers(renamed, r"^encoder\.encoder_transformer\.layers\.(\d+)\."),
         num_attention_heads=PUBLISHED_VQ_HEADS,
-        intermediate_size=_shape(renamed["encoder.encoder_transformer.layers.0.mlp.l1.weight"])[0],
+        intermediate_size=tensor_shape(renamed["encoder.encoder_transformer.layers.0.mlp.l1.weight"])[0],
         num_embeddings=num_embeddings,
         code_dim=code_dim,
         tokens_per_frame=latent_dim // code_dim,
@@ -166,9 +155,9 @@ def convert_stage1_state_dict(
     row = published_positional_row(hidden)
     for key, pe in buffers.items():
         if pe.dim() != 3 or pe.shape[1] != 1 or pe.shape[2] != hidden or not torch.allclose(pe[0, 0].float(), row):
-            raise ValueError(f"{key} is not the sinusoidal table of width {hidden} (shape {_shape(pe)}).")
+            raise ValueError(f"{key} is not the sinusoidal table of width {hidden} (shape {tensor_shape(pe)}).")
     with torch.device("meta"):
-        expected = {k: _shape(v) for k, v in CodeTalkerVQVAE(config).state_dict().items()}
+        expected = {k: tensor_shape(v) for k, v in CodeTalkerVQVAE(config).state_dict().items()}
     _check_keys("stage-1", renamed, sources, expected,
                 f"{dataset}, vertice_dim={vertice_dim}, hidden_size={hidden}, {config.tokens_per_frame} x {code_dim}")
     return config, renamed
@@ -207,8 +196,8 @@ def convert_stage2_state_dict(
         )
     _require(renamed, ("audio_feature_map.weight", "learnable_style_emb.weight",
                        "transformer_decoder.layers.0.linear1.weight"), "stage-2")
-    feature_dim, audio_hidden = _shape(renamed["audio_feature_map.weight"])
-    num_subjects = _shape(renamed["learnable_style_emb.weight"])[0]
+    feature_dim, audio_hidden = tensor_shape(renamed["audio_feature_map.weight"])
+    num_subjects = tensor_shape(renamed["learnable_style_emb.weight"])[0]
     if audio_hidden != audio_config.hidden_size:
         raise ValueError(
             f"audio_feature_map.weight takes {audio_hidden} features but the audio encoder's config has hidden_size "
@@ -227,7 +216,7 @@ def convert_stage2_state_dict(
         feature_dim=feature_dim,
         num_hidden_layers=_count_layers(renamed, r"^transformer_decoder\.layers\.(\d+)\."),
         num_attention_heads=PUBLISHED_PREDICTOR_HEADS,
-        intermediate_size=_shape(renamed["transformer_decoder.layers.0.linear1.weight"])[0],
+        intermediate_size=tensor_shape(renamed["transformer_decoder.layers.0.linear1.weight"])[0],
         train_subjects=train_subjects,
     )
     if config.num_subjects != num_subjects:
@@ -249,7 +238,7 @@ def convert_stage2_state_dict(
         renamed["autoencoder." + key] = value
         sources["autoencoder." + key] = "stage 1: " + key
     with torch.device("meta"):
-        expected = {k: _shape(v) for k, v in CodeTalkerForAnimation(config).state_dict().items()}
+        expected = {k: tensor_shape(v) for k, v in CodeTalkerForAnimation(config).state_dict().items()}
     _check_keys("stage-2", renamed, sources, expected,
                 f"{dataset}, feature_dim={feature_dim}, {config.num_hidden_layers} layers, {num_subjects} speakers")
     return config, renamed

@@ -35,6 +35,14 @@ frames; the stage-1 decoder is non-causal (instance norm over time, full attenti
 quantised prefix at every step, exactly as the original, but its output layer only for the frame fed back. The naive
 loop (`use_cache=False`) mirrors the original's and is the tested reference: both give the same vertices.
 
+Checked against the published code (github.com/Doubiiu/CodeTalker at 1b7cb95, run under transformers 5.24 with two
+shims in its `Wav2Vec2Model` subclass: no `config.output_attentions = True`, which SDPA refuses, and
+`feature_projection(...)[0]`, which returns a tuple since transformers 4.7), loading the same random weights through
+`convert_codetalker_original_checkpoint.py` at the published sizes (wav2vec2-base-size encoder, d 1024, a 1024-wide
+6-layer VQ-VAE, 15,069 / 70,110 values per frame), 2 s of audio: stage-1 reconstructions within 2.7e-6 (VOCASET) and
+3.9e-6 (BIWI) on outputs of about 3, the same codes; stage-2 predictions within 2.6e-6 and 2.8e-6 (cached) and
+2.7e-6 and 3.0e-6 (naive loop), the same teacher-forced loss.
+
 Shapes: B batch, L samples, T vertex frames, k audio frames per vertex frame (1 VOCASET, 2 BIWI), C encoder width,
 d decoder width, H stage-1 hidden size, n tokens per frame, c code width, K codebook size, V3 = V*3.
 """
@@ -748,16 +756,10 @@ class CodeTalkerForAnimation(CodeTalkerPreTrainedModel):
                 or the original's naive loop (default with `labels`).
         """
         return_dict = self.config.return_dict if return_dict is None else return_dict
+        audio_features, frames, labels, vertex_mask = self.encode_inputs(
+            input_values, attention_mask, labels, vertex_mask, num_frames
+        )
         batch = input_values.shape[0]
-
-        if labels is not None:
-            labels, vertex_mask, num_frames = self.prepare_labels(labels, vertex_mask, batch)
-
-        audio_features, frames = self.encode_audio(input_values, attention_mask, num_frames)
-        if labels is not None:  # the published BIWI pairing may keep fewer frames than the labels have
-            labels, vertex_mask = self.fit_labels(labels, frames)
-        else:
-            vertex_mask = self.frames_to_mask(frames, input_values.device)
         total = max(frames)
 
         memory = self.audio_feature_map(audio_features)
