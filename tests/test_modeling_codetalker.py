@@ -385,3 +385,27 @@ def test_converter_names_bad_keys():
         tiny = tiny_codetalker()
         convert_stage2_state_dict(tiny.state_dict(), published_stage1(tiny.autoencoder), tiny.config.audio_config,
                                   "vocaset", train_subjects=SUBJECTS)
+
+
+def test_converter_command_line(tmp_path, encoder_dirs):
+    """The published `{'state_dict': ...}` files in, a folder that `AutoModel` loads out (stage 1 alone, and both)."""
+    from modeling_wav2sem.convert_codetalker_original_checkpoint import main
+
+    torch.manual_seed(0)  # the published heads (8 in the VQ-VAE, 4 in the predictor): not readable from shapes
+    model = CodeTalkerForAnimation.from_audio_encoder(
+        encoder_dirs["plain"], vertice_dim=V3, train_subjects=SUBJECTS, feature_dim=16, num_hidden_layers=2,
+        vqvae_config={**TINY_VQ, "num_attention_heads": 8},
+    )
+    model = TestCodeTalkerAnimationModel().prepare_model(model).eval()
+    torch.save({"state_dict": published_stage1(model.autoencoder)}, tmp_path / "vocaset_stage1.pth.tar")
+    stage2 = {k: v for k, v in model.state_dict().items() if not k.startswith("autoencoder.")}
+    torch.save({"state_dict": stage2}, tmp_path / "vocaset_stage2.pth.tar")
+    main(["--stage1", str(tmp_path / "vocaset_stage1.pth.tar"), "--dataset", "vocaset", "--output_dir", str(tmp_path / "s1")])
+    assert isinstance(AutoModel.from_pretrained(tmp_path / "s1"), CodeTalkerVQVAE)
+    main(["--stage1", str(tmp_path / "vocaset_stage1.pth.tar"), "--stage2", str(tmp_path / "vocaset_stage2.pth.tar"),
+          "--dataset", "vocaset", "--output_dir", str(tmp_path / "both"), "--audio_encoder", encoder_dirs["plain"],
+          "--train_subjects", *SUBJECTS])
+    loaded = AutoModel.from_pretrained(tmp_path / "both").eval()
+    values = torch.randn(1, 9000)
+    torch.testing.assert_close(loaded.predict(values, torch.zeros(V3), 2).vertices,
+                               model.eval().predict(values, torch.zeros(V3), 2).vertices)
