@@ -225,6 +225,16 @@ def test_stages_one_at_a_time_equal_one_run(model, encoders, tmp_path, trained_s
         train_animation.parse_args(run_args(encoders, tmp_path, model, "--stage", "diffusion"))
 
 
+def test_codetalker_vocaset_stage1_halves_the_learning_rate_every_20_epochs():
+    from training.animation.recipes import stage_learning_rate
+
+    vqvae, predictor = ANIMATION_RECIPES["codetalker"].training_stages
+    rates = [stage_learning_rate(1e-4, vqvae, "vocaset", step, 10) for step in (0, 199, 200, 399, 400)]
+    assert rates == pytest.approx([1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5])
+    assert stage_learning_rate(1e-4, vqvae, "biwi", 10**6, 10) == 1e-4  # BIWI's stage 1 has no schedule
+    assert stage_learning_rate(1e-4, predictor, "vocaset", 10**6, 10) == 1e-4
+
+
 @pytest.fixture(scope="module")
 def trained_staged(encoders, tmp_path_factory):
     out = tmp_path_factory.mktemp("staged") / "one-run"

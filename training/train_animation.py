@@ -50,7 +50,14 @@ from modeling_wav2sem import Wav2SemFusedEncoder
 from modeling_wav2sem.configuration_animation import get_animation_dataset
 from training.animation.data import AnimationDataset, Regions, collate_animation, default_animation_dir, load_templates
 from training.animation.evaluation import predict_test_split, score_predictions, validation_loss
-from training.animation.recipes import ANIMATION_RECIPES, AnimationRecipe, AnimationStage, StageContext, get_recipe
+from training.animation.recipes import (
+    ANIMATION_RECIPES,
+    AnimationRecipe,
+    AnimationStage,
+    StageContext,
+    get_recipe,
+    stage_learning_rate,
+)
 from training.animation.render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif
 from training.common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
 from training.common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
@@ -317,8 +324,13 @@ def write_animation_card(args, recipe, output_dir: Path, model, datasets_: dict,
     )
     def settings(stage: AnimationStage) -> str:
         optimizer = {"adam": "Adam", "adamw": "AdamW"}[stage.optimizer]
+        schedule = ""
+        if args.preset in stage.lr_step:
+            epochs, gamma = stage.lr_step[args.preset]
+            schedule = f" (x{gamma:g} every {epochs} epochs)"
         return (
-            f"{optimizer} lr {stage_setting(args, stage, 'learning_rate')}, batch {args.per_device_train_batch_size} x "
+            f"{optimizer} lr {stage_setting(args, stage, 'learning_rate')}{schedule}, batch "
+            f"{args.per_device_train_batch_size} x "
             f"{args.gradient_accumulation_steps} accumulation, {stage_setting(args, stage, 'num_train_epochs')} epochs"
             + (f" (capped at {args.max_train_steps} steps)" if args.max_train_steps else "")
         )
@@ -533,6 +545,11 @@ def train_stage(args, recipe: AnimationRecipe, stage: AnimationStage, output_dir
                 with accelerator.autocast():
                     output = model(**inputs, **train_kwargs)
                 accelerator.backward(output.loss)
+                if stage.lr_step:  # a step schedule, from the completed steps (so a resumed run has it too)
+                    for group in optimizer.param_groups:
+                        group["lr"] = stage_learning_rate(
+                            learning_rate, stage, args.preset, completed_steps, steps_per_epoch
+                        )
                 optimizer.step()
                 optimizer.zero_grad()
             loss = accelerator.reduce(output.loss.detach(), "mean").item()

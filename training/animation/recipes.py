@@ -59,6 +59,8 @@ class AnimationStage:
         optimizer: `"adam"` or `"adamw"` (torch's defaults otherwise), with the stage's learning rate.
         defaults: training settings of this stage where the command line leaves them out (`num_train_epochs`,
             `learning_rate`), over the recipe's `defaults`.
+        lr_step: `{preset: (epochs, gamma)}`: the learning rate times gamma every `epochs` epochs (torch's StepLR, as
+            CodeTalker's VOCASET stage 1: 20, 0.5), computed from the completed steps, so a resumed run has it too.
         scored: the stage whose model is scored on the test split, rendered, carded and saved to `OUTPUT/` (the last).
         needs: the earlier stages whose saved model `build` reads (from this run, or given on the command line).
         description: what the card says this stage trains, and with which objective.
@@ -71,6 +73,7 @@ class AnimationStage:
     eval_kwargs: dict = field(default_factory=dict)
     optimizer: str = "adam"
     defaults: dict = field(default_factory=dict)
+    lr_step: dict = field(default_factory=dict)
     scored: bool = False
     needs: tuple[str, ...] = ()
     description: str = ""
@@ -137,6 +140,15 @@ class AnimationRecipe:
                 f"{self.display_name} has no preset {name!r}; choose from {sorted(self.config_class.presets)}."
             )
         return name
+
+
+def stage_learning_rate(base: float, stage: AnimationStage, preset: str, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of optimiser step `step` (0-based) of `stage`: `base`, times `gamma` every `epochs` epochs
+    where the stage has a step schedule for `preset`."""
+    if preset not in stage.lr_step:
+        return base
+    epochs, gamma = stage.lr_step[preset]
+    return base * gamma ** (step // (epochs * steps_per_epoch))
 
 
 def training_offsets(dataset, max_frames: int = 20000, seed: int = 0) -> torch.Tensor:
@@ -233,6 +245,7 @@ ANIMATION_RECIPES: dict[str, AnimationRecipe] = {
                 inputs=_motion_only,
                 optimizer="adamw",
                 defaults={"num_train_epochs": 200},
+                lr_step={"vocaset": (20, 0.5)},  # config/vocaset/stage1.yaml StepLR; BIWI's is off
                 description="VQ-VAE over the vertex offsets (motion only): L1 reconstruction + codebook loss, AdamW",
             ),
             AnimationStage(
