@@ -132,7 +132,8 @@ def ensure_models(cache_dir: Path, train_steps: int = 60, say=print) -> dict[str
                 "--model", name, "--audio_encoder", encoders["plain"], "--output_dir", str(staging),
                 "--max_train_steps", str(train_steps), "--per_device_train_batch_size", "2", "--seed", "0",
                 "--max_test_sequences", "1", "--eval_conditions", "first", "--render_frames", "0",
-                "--render_gif", "false", "--logging_steps", str(max(1, train_steps)), "--checkpointing_steps",
+                "--render_gif", "false", "--render_video", "false", "--logging_steps", str(max(1, train_steps)),
+                "--checkpointing_steps",
                 str(10 * train_steps + 1), "--cpu_threads", "1",  # tiny models: more threads only contend
             ]
             if variant == "wav2sem":

@@ -267,7 +267,7 @@ def test_training_sample_evaluation_can_be_turned_off(tmp_path):
 def test_hub_token_is_never_written_or_uploaded(tmp_path):
     from huggingface_hub.utils import filter_repo_objects
 
-    from training import hub
+    from training.common import hub
 
     output = tmp_path / "pushed"
     push = ["--push_to_hub", "--hub_model_id", "org/m", "--hub_token", "hf_SECRET", "--report_to", "tensorboard"]

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from unittest import mock
 
+import av
 import numpy as np
 import pytest
 import soundfile as sf
@@ -57,7 +58,7 @@ def run_args(encoders, out, model, *extra):
     return [
         "--model", model, "--audio_encoder", encoders["plain"], "--output_dir", str(out), "--max_train_steps", "3",
         "--per_device_train_batch_size", "2", "--max_test_sequences", "1", "--render_frames", "2",
-        "--render_gif", "false", "--logging_steps", "1", *overrides, *extra,
+        "--render_gif", "false", "--render_video", "false", "--logging_steps", "1", *overrides, *extra,
     ]
 
 
@@ -65,7 +66,8 @@ def run_args(encoders, out, model, *extra):
 def trained(request, encoders, tmp_path_factory):
     model = request.param
     out = tmp_path_factory.mktemp(f"run-{model}") / f"{model}-wav2sem"
-    summary = train_animation.main(run_args(encoders, out, model, "--wav2sem", encoders["wav2sem"], "--render_gif", "true"))
+    summary = train_animation.main(run_args(encoders, out, model, "--wav2sem", encoders["wav2sem"], "--render_gif", "true",
+                             "--render_video", "true"))
     return model, out, summary
 
 
@@ -97,6 +99,10 @@ def test_training_writes_a_complete_model_folder(trained):
     assert json.loads((out / "data_report.json").read_text())["splits"]["train"]["sequences"] == 8
     pngs, gifs = sorted((out / "renders").glob("*.png")), sorted((out / "renders").glob("*.gif"))
     assert len(pngs) == 1 and len(gifs) == 1 and pngs[0].stat().st_size > 1000
+    (video,) = sorted((out / "renders").glob("*.mp4"))
+    with av.open(str(video)) as container:  # the test sequence's speech, muxed in, at the model's frame rate
+        assert {s.type for s in container.streams} == {"video", "audio"}
+        assert float(container.streams.video[0].average_rate) == pytest.approx(AutoModel.from_pretrained(out).config.frame_rate)
 
 
 def test_trained_model_round_trips_through_automodel(trained):
@@ -287,18 +293,20 @@ def test_sigkill_in_an_earlier_stage_resumes_it(model, encoders, tmp_path):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def test_push_uploads_the_folder_with_hfapi_mocked(encoders, tmp_path, monkeypatch):
+@pytest.mark.parametrize("model", MODELS)
+def test_push_uploads_the_folder_with_hfapi_mocked(model, encoders, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     with mock.patch("training.common.hub.HfApi") as api:
         api.return_value.upload_folder.return_value = mock.Mock(commit_url="https://hub/commit/1")
-        summary = train_animation.main(run_args(encoders, tmp_path / "pushed", "voca", "--render_frames", "0",
-                                                "--push_to_hub", "--hub_model_id", "org/voca-test"))
-    api.return_value.create_repo.assert_called_once_with("org/voca-test", private=False, exist_ok=True)
+        argv = run_args(encoders, tmp_path / "pushed", model, "--render_frames", "0", "--max_train_steps", "1",
+                        "--push_to_hub", "--hub_model_id", "org/test-model")
+        summary = train_animation.main(argv)
+    api.return_value.create_repo.assert_called_once_with("org/test-model", private=False, exist_ok=True)
     kwargs = api.return_value.upload_folder.call_args.kwargs
-    assert kwargs["repo_id"] == "org/voca-test" and kwargs["folder_path"] == str(tmp_path / "pushed")
+    assert kwargs["repo_id"] == "org/test-model" and kwargs["folder_path"] == str(tmp_path / "pushed")
     assert "checkpoints/*" in kwargs["ignore_patterns"]
     assert summary["pushed_to"] == "https://hub/commit/1"
-    assert "org/voca-test" in (tmp_path / "pushed" / "README.md").read_text()
+    assert "org/test-model" in (tmp_path / "pushed" / "README.md").read_text()
     assert "hf_test" not in (tmp_path / "pushed" / "results.json").read_text()
 
 

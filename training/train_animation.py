@@ -26,6 +26,7 @@ carded and saved to `OUTPUT/`. A resumed run skips the stages already complete.
 """
 
 import dataclasses
+import importlib.util
 import json
 import math
 import os
@@ -58,7 +59,8 @@ from training.animation.recipes import (
     get_recipe,
     stage_learning_rate,
 )
-from training.animation.render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif
+from training.animation.render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif, render_video
+from training.common.audio import SAMPLING_RATE
 from training.common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
 from training.common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
 from training.common.metrics_log import JsonLinesLogger
@@ -117,6 +119,10 @@ class AnimationArguments:
     )
     render_frames: int = dataclasses.field(default=5, metadata={"help": "frames in the PNG comparison (0: none)"})
     render_gif: bool = dataclasses.field(default=True, metadata={"help": "animated GIF of one test sequence"})
+    render_video: bool = dataclasses.field(
+        default=importlib.util.find_spec("av") is not None,
+        metadata={"help": "MP4 with the speech of one test sequence, ground truth beside prediction (needs PyAV)"},
+    )
     logging_steps: int = 10
     cpu: bool = False
     cpu_threads: int | None = dataclasses.field(default=None, metadata={"help": "0: leave torch's default"})
@@ -268,9 +274,13 @@ def data_report(args, datasets_: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def render_results(results: list[dict], data_dir: Path, out_dir: Path, regions: Regions, fps: float, frames: int, gif: bool):
-    """PNG grid (ground truth over prediction) of the first test prediction, and a GIF of it; returns the paths."""
-    if not frames and not gif:
+def render_results(
+    results: list[dict], data_dir: Path, out_dir: Path, regions: Regions, fps: float, frames: int, gif: bool,
+    video: bool = False,
+):
+    """PNG grid (ground truth over prediction) of the first test prediction, a GIF of it, and an MP4 with its speech;
+    returns the paths."""
+    if not frames and not gif and not video:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
     mesh = data_dir / "mesh.obj"
@@ -284,6 +294,9 @@ def render_results(results: list[dict], data_dir: Path, out_dir: Path, regions: 
         paths.append(render_frames_png(out_dir / f"{stem}.png", rows, indices, faces, regions.lip, fps))
     if gif:
         paths.append(render_gif(out_dir / f"{stem}.gif", rows, fps, faces, regions.lip))
+    if video:
+        speech = data_dir / "wav" / f"{first['name']}.wav"
+        paths.append(render_video(out_dir / f"{stem}.mp4", rows, fps, faces, speech, SAMPLING_RATE, lips=regions.lip))
     return paths
 
 
@@ -606,7 +619,7 @@ def train_stage(args, recipe: AnimationRecipe, stage: AnimationStage, output_dir
         )
         renders = render_results(
             results, data_dir, output_dir / "renders", regions, unwrapped.config.frame_rate, args.render_frames,
-            args.render_gif,
+            args.render_gif, args.render_video,
         )
         unwrapped.save_pretrained(output_dir)  # with the encoder's feature extractor
         copy_data_files(data_dir, output_dir, unwrapped.config.train_subjects)
