@@ -61,12 +61,11 @@ from transformers.utils import ModelOutput
 from .configuration_codetalker import CodeTalkerConfig, CodeTalkerVQVAEConfig
 from .modeling_animation import AnimationOutput, AnimationPreTrainedModel, masked_mean_squared_error
 from .modeling_faceformer import (
+    CachedAlignedDecoder,
     alignment_mask,
     biased_causal_mask,
     periodic_positional_encoding,
-    temporal_bias_by_distance,
 )
-from .modeling_wav2sem import lengths_to_mask
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -665,54 +664,16 @@ class CodeTalkerForAnimation(CodeTalkerPreTrainedModel):
         frame(s) with one row of the temporal bias. Each step's tokens are quantised once; the stage-1 decoder runs
         over the quantised prefix (it is non-causal) and its output layer only on the frame fed back."""
         config = self.config
-        heads, k = config.num_attention_heads, config.audio_frames_per_vertex_frame
-        batch, _, d = style.shape
-        head_dim = d // heads
-        layers = list(self.transformer_decoder.layers)
-        bias_table = temporal_bias_by_distance(heads, num_frames, config.period, style.device, style.dtype)
         autoencoder = self.autoencoder
-
-        def split_heads(x):  # (B, n, d) -> (B, H, n, hd)
-            return x.view(batch, x.shape[1], heads, head_dim).transpose(1, 2)
-
-        def attend(attention: nn.MultiheadAttention, query, keys, values, bias):
-            q = split_heads(F.linear(query, attention.in_proj_weight[:d], attention.in_proj_bias[:d]))
-            out = F.scaled_dot_product_attention(
-                q, keys, values, attn_mask=bias, dropout_p=attention.dropout if self.training else 0.0
-            )
-            return attention.out_proj(out.transpose(1, 2).reshape(batch, 1, d))
-
-        memory_kv = []
-        for layer in layers:
-            attention = layer.multihead_attn
-            key_value = F.linear(memory, attention.in_proj_weight[d:], attention.in_proj_bias[d:])
-            memory_kv.append(tuple(split_heads(t) for t in key_value.chunk(2, dim=-1)))
-        self_kv: list = [None] * len(layers)
-
-        table = periodic_positional_encoding(config.period, d, style.device, style.dtype)
+        decoder = CachedAlignedDecoder(
+            self.transformer_decoder, memory, num_frames, config.num_attention_heads, config.period,
+            config.audio_frames_per_vertex_frame, self.training,
+        )
+        table = periodic_positional_encoding(config.period, style.shape[-1], style.device, style.dtype)
         step_input = self.ppe_dropout(style + table[0])
         hiddens, codes = [], []
         for i in range(num_frames):
-            hidden = step_input
-            bias = bias_table[:, : i + 1].flip(-1)[:, None, :]  # (H, 1, i+1): distances i .. 0
-            for index, layer in enumerate(layers):
-                attention = layer.self_attn
-                key, value = (
-                    split_heads(t)
-                    for t in F.linear(hidden, attention.in_proj_weight[d:], attention.in_proj_bias[d:]).chunk(2, -1)
-                )
-                if self_kv[index] is not None:
-                    key, value = torch.cat([self_kv[index][0], key], 2), torch.cat([self_kv[index][1], value], 2)
-                self_kv[index] = (key, value)
-                hidden = layer.norm1(hidden + layer.dropout1(attend(attention, hidden, key, value, bias)))
-                mem_key, mem_value = memory_kv[index]
-                aligned = slice(k * i, k * i + k)
-                cross = attend(layer.multihead_attn, hidden, mem_key[:, :, aligned], mem_value[:, :, aligned], None)
-                hidden = layer.norm2(hidden + layer.dropout2(cross))
-                feed_forward = layer.linear2(layer.dropout(layer.activation(layer.linear1(hidden))))
-                hidden = layer.norm3(hidden + layer.dropout3(feed_forward))
-            if self.transformer_decoder.norm is not None:
-                hidden = self.transformer_decoder.norm(hidden)
+            hidden = decoder.step(step_input, i)
             hiddens.append(hidden)
             codes.append(autoencoder.quantize(self._latents(hidden))[0])
             if i + 1 < num_frames:

@@ -26,7 +26,6 @@ from transformers import initialization as init
 
 from .configuration_faceformer import FaceFormerConfig
 from .modeling_animation import AnimationOutput, AnimationPreTrainedModel, masked_mean_squared_error
-from .modeling_wav2sem import lengths_to_mask
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -109,6 +108,82 @@ def periodic_positional_encoding(period: int, dim: int, device=None, dtype=torch
     encoding[:, 0::2] = torch.sin(position * div_term)
     encoding[:, 1::2] = torch.cos(position * div_term)
     return encoding.to(dtype)
+
+
+class CachedAlignedDecoder:
+    r"""FaceFormer's decoder (an `nn.TransformerDecoder` of post-LN layers with the biased causal self-attention and
+    the alignment cross-attention) run one frame per step: the self-attention keys/values are kept per layer, the
+    cross-attention keys/values of the whole memory are projected once, and step i attends only to its aligned audio
+    frames `[k*i, k*i + k)` (exactly what the alignment mask leaves) with one row of the temporal bias. Gives the same
+    hidden states as re-decoding the whole prefix every step. CodeTalker's predictor decodes the same way.
+
+    Args:
+        decoder (`nn.TransformerDecoder`): the decoder (`batch_first=True`).
+        memory (`torch.FloatTensor` of shape `(B, k*T, d)`): the audio memory.
+        num_frames (`int`): T, the frames to decode.
+        num_heads / period / frames_per_vertex: the decoder's heads, the temporal-bias period and k.
+        training (`bool`): whether attention dropout applies (the model's `training`).
+    """
+
+    def __init__(
+        self,
+        decoder: nn.TransformerDecoder,
+        memory: torch.Tensor,
+        num_frames: int,
+        num_heads: int,
+        period: int,
+        frames_per_vertex: int,
+        training: bool,
+    ):
+        self.decoder, self.layers = decoder, list(decoder.layers)
+        self.batch, _, self.width = memory.shape
+        self.heads, self.k, self.training = num_heads, frames_per_vertex, training
+        self.bias_table = temporal_bias_by_distance(num_heads, num_frames, period, memory.device, memory.dtype)
+        d = self.width
+        self.memory_kv = []
+        for layer in self.layers:
+            attention = layer.multihead_attn
+            key_value = F.linear(memory, attention.in_proj_weight[d:], attention.in_proj_bias[d:])
+            self.memory_kv.append(tuple(self._split_heads(t) for t in key_value.chunk(2, dim=-1)))
+        self.self_kv: list = [None] * len(self.layers)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, n, d) -> (B, H, n, hd)
+        return x.view(self.batch, x.shape[1], self.heads, self.width // self.heads).transpose(1, 2)
+
+    def _attend(self, attention: nn.MultiheadAttention, query, keys, values, bias) -> torch.Tensor:
+        d = self.width
+        q = self._split_heads(F.linear(query, attention.in_proj_weight[:d], attention.in_proj_bias[:d]))
+        out = F.scaled_dot_product_attention(
+            q, keys, values, attn_mask=bias, dropout_p=attention.dropout if self.training else 0.0
+        )
+        return attention.out_proj(out.transpose(1, 2).reshape(self.batch, 1, d))
+
+    def step(self, step_input: torch.Tensor, index: int) -> torch.Tensor:
+        """Decode frame `index` from its input `(B, 1, d)` (embedding + style + positional encoding): `(B, 1, d)`."""
+        d, k = self.width, self.k
+        hidden = step_input
+        bias = self.bias_table[:, : index + 1].flip(-1)[:, None, :]  # (H, 1, i+1): distances i .. 0
+        for number, layer in enumerate(self.layers):
+            attention = layer.self_attn
+            key, value = (
+                self._split_heads(t)
+                for t in F.linear(hidden, attention.in_proj_weight[d:], attention.in_proj_bias[d:]).chunk(2, -1)
+            )
+            if self.self_kv[number] is not None:
+                key = torch.cat([self.self_kv[number][0], key], 2)
+                value = torch.cat([self.self_kv[number][1], value], 2)
+            self.self_kv[number] = (key, value)
+            hidden = layer.norm1(hidden + layer.dropout1(self._attend(attention, hidden, key, value, bias)))
+            memory_key, memory_value = self.memory_kv[number]
+            aligned = slice(k * index, k * index + k)
+            memory_key, memory_value = memory_key[:, :, aligned], memory_value[:, :, aligned]
+            cross = self._attend(layer.multihead_attn, hidden, memory_key, memory_value, None)
+            hidden = layer.norm2(hidden + layer.dropout2(cross))
+            feed_forward = layer.linear2(layer.dropout(layer.activation(layer.linear1(hidden))))
+            hidden = layer.norm3(hidden + layer.dropout3(feed_forward))
+        if self.decoder.norm is not None:
+            hidden = self.decoder.norm(hidden)
+        return hidden
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -243,53 +318,15 @@ class FaceFormerForAnimation(FaceFormerPreTrainedModel):
         cross-attention keys/values of the whole memory are projected once, and each step attends only to its aligned
         audio frame(s) (exactly what the alignment mask leaves) with one row of the temporal bias."""
         config = self.config
-        heads, k = config.num_attention_heads, config.audio_frames_per_vertex_frame
-        batch, _, d = style.shape
-        head_dim = d // heads
-        layers = list(self.transformer_decoder.layers)
-        bias_table = temporal_bias_by_distance(heads, num_frames, config.period, style.device, style.dtype)
-
-        def split_heads(x):  # (B, n, d) -> (B, H, n, hd)
-            return x.view(batch, x.shape[1], heads, head_dim).transpose(1, 2)
-
-        def attend(attention: nn.MultiheadAttention, query, keys, values, bias):
-            q = split_heads(F.linear(query, attention.in_proj_weight[:d], attention.in_proj_bias[:d]))
-            out = F.scaled_dot_product_attention(
-                q, keys, values, attn_mask=bias, dropout_p=attention.dropout if self.training else 0.0
-            )
-            return attention.out_proj(out.transpose(1, 2).reshape(batch, 1, d))
-
-        memory_kv = []
-        for layer in layers:
-            attention = layer.multihead_attn
-            key_value = F.linear(memory, attention.in_proj_weight[d:], attention.in_proj_bias[d:])
-            memory_kv.append(tuple(split_heads(t) for t in key_value.chunk(2, dim=-1)))
-        self_kv: list = [None] * len(layers)
-
-        table = periodic_positional_encoding(config.period, d, style.device, style.dtype)
+        decoder = CachedAlignedDecoder(
+            self.transformer_decoder, memory, num_frames, config.num_attention_heads, config.period,
+            config.audio_frames_per_vertex_frame, self.training,
+        )
+        table = periodic_positional_encoding(config.period, config.feature_dim, style.device, style.dtype)
         step_input = self.ppe_dropout(style + table[0])
         hiddens, motions = [], []
         for i in range(num_frames):
-            hidden = step_input
-            bias = bias_table[:, : i + 1].flip(-1)[:, None, :]  # (H, 1, i+1): distances i .. 0
-            for index, layer in enumerate(layers):
-                attention = layer.self_attn
-                key, value = (
-                    split_heads(t)
-                    for t in F.linear(hidden, attention.in_proj_weight[d:], attention.in_proj_bias[d:]).chunk(2, -1)
-                )
-                if self_kv[index] is not None:
-                    key, value = torch.cat([self_kv[index][0], key], 2), torch.cat([self_kv[index][1], value], 2)
-                self_kv[index] = (key, value)
-                hidden = layer.norm1(hidden + layer.dropout1(attend(attention, hidden, key, value, bias)))
-                mem_key, mem_value = memory_kv[index]
-                aligned = slice(k * i, k * i + k)
-                cross = attend(layer.multihead_attn, hidden, mem_key[:, :, aligned], mem_value[:, :, aligned], None)
-                hidden = layer.norm2(hidden + layer.dropout2(cross))
-                feed_forward = layer.linear2(layer.dropout(layer.activation(layer.linear1(hidden))))
-                hidden = layer.norm3(hidden + layer.dropout3(feed_forward))
-            if self.transformer_decoder.norm is not None:
-                hidden = self.transformer_decoder.norm(hidden)
+            hidden = decoder.step(step_input, i)
             motion = self.vertice_map_r(hidden)
             hiddens.append(hidden)
             motions.append(motion)
@@ -402,6 +439,7 @@ class FaceFormerForAnimation(FaceFormerPreTrainedModel):
 
 
 __all__ = [
+    "CachedAlignedDecoder",
     "FaceFormerForAnimation",
     "FaceFormerOutput",
     "FaceFormerPreTrainedModel",
