@@ -62,8 +62,7 @@ from .configuration_codetalker import CodeTalkerConfig, CodeTalkerVQVAEConfig
 from .modeling_animation import AnimationOutput, AnimationPreTrainedModel, masked_mean_squared_error
 from .modeling_faceformer import (
     CachedAlignedDecoder,
-    alignment_mask,
-    biased_causal_mask,
+    FaceFormerDecoderMixin,
     periodic_positional_encoding,
 )
 
@@ -535,7 +534,7 @@ class CodeTalkerPreTrainedModel(AnimationPreTrainedModel):
         return self
 
 
-class CodeTalkerForAnimation(CodeTalkerPreTrainedModel):
+class CodeTalkerForAnimation(FaceFormerDecoderMixin, CodeTalkerPreTrainedModel):
     r"""
     CodeTalker's stage 2: speech-driven 3D facial animation as autoregressive prediction in the learnt motion codebook.
 
@@ -599,36 +598,7 @@ class CodeTalkerForAnimation(CodeTalkerPreTrainedModel):
             model._apply_freezing()
         return model
 
-    # -- decoder pieces (as FaceFormer's) ------------------------------------------------------------------------------
-
-    def _positional(self, embeddings: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        """Add the periodic positional encoding of frames `offset ..` to `(B, n, d)`, then dropout."""
-        table = periodic_positional_encoding(
-            self.config.period, self.config.feature_dim, embeddings.device, embeddings.dtype
-        )
-        index = (torch.arange(embeddings.shape[1], device=embeddings.device) + offset) % self.config.period
-        return self.ppe_dropout(embeddings + table[index][None])
-
-    def biased_mask(self, length: int, device, dtype) -> torch.Tensor:
-        """`(H, T, T)` temporal-bias mask; precomputed up to `max_seq_len`, grown on demand for longer sequences."""
-        key = (str(device), dtype)
-        cached = self._mask_cache.get(key)
-        if cached is None or cached.shape[-1] < length:
-            size = max(length, self.config.max_seq_len)
-            cached = biased_causal_mask(self.config.num_attention_heads, size, self.config.period, device, dtype)
-            self._mask_cache[key] = cached
-        return cached[:, :length, :length]
-
-    def _decode(self, inputs: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        """The full decoder over `(B, n, d)` inputs (teacher forcing and the naive loop)."""
-        batch, length, _ = inputs.shape
-        heads = self.config.num_attention_heads
-        tgt_mask = self.biased_mask(length, inputs.device, inputs.dtype)
-        tgt_mask = tgt_mask[None].expand(batch, -1, -1, -1).reshape(batch * heads, length, length)
-        memory_mask = alignment_mask(
-            length, memory.shape[1], self.config.audio_frames_per_vertex_frame, device=inputs.device
-        )
-        return self.transformer_decoder(inputs, memory, tgt_mask=tgt_mask, memory_mask=memory_mask)
+    # -- decoder pieces: `FaceFormerDecoderMixin` (`_positional`, `biased_mask`, `_decode`) -------------------------
 
     def _style(self, subject_index, subject_one_hot, batch: int, device, dtype) -> torch.Tensor:
         """Speaker style `(B, 1, d)`: the one-hot's row of `learnable_style_emb` (mixing weights mix the rows, as the

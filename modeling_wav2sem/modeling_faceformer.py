@@ -186,6 +186,42 @@ class CachedAlignedDecoder:
         return hidden
 
 
+class FaceFormerDecoderMixin:
+    """FaceFormer's decoder pieces for a model that has `transformer_decoder`, `ppe_dropout`, a `_mask_cache` dict and
+    a config with `period`, `feature_dim`, `num_attention_heads`, `max_seq_len` and `audio_frames_per_vertex_frame`:
+    the periodic positional encoding, the temporal-bias mask and the full (masked) decoder pass. FaceFormer and
+    CodeTalker's predictor share them."""
+
+    def _positional(self, embeddings: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """Add the periodic positional encoding of frames `offset ..` to `(B, n, d)`, then dropout."""
+        table = periodic_positional_encoding(
+            self.config.period, self.config.feature_dim, embeddings.device, embeddings.dtype
+        )
+        index = (torch.arange(embeddings.shape[1], device=embeddings.device) + offset) % self.config.period
+        return self.ppe_dropout(embeddings + table[index][None])
+
+    def biased_mask(self, length: int, device, dtype) -> torch.Tensor:
+        """`(H, T, T)` temporal-bias mask; precomputed up to `max_seq_len`, grown on demand for longer sequences."""
+        key = (str(device), dtype)
+        cached = self._mask_cache.get(key)
+        if cached is None or cached.shape[-1] < length:
+            size = max(length, self.config.max_seq_len)
+            cached = biased_causal_mask(self.config.num_attention_heads, size, self.config.period, device, dtype)
+            self._mask_cache[key] = cached
+        return cached[:, :length, :length]
+
+    def _decode(self, inputs: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """The full decoder over `(B, n, d)` inputs (teacher forcing and the naive loop)."""
+        batch, length, _ = inputs.shape
+        heads = self.config.num_attention_heads
+        tgt_mask = self.biased_mask(length, inputs.device, inputs.dtype)
+        tgt_mask = tgt_mask[None].expand(batch, -1, -1, -1).reshape(batch * heads, length, length)
+        memory_mask = alignment_mask(
+            length, memory.shape[1], self.config.audio_frames_per_vertex_frame, device=inputs.device
+        )
+        return self.transformer_decoder(inputs, memory, tgt_mask=tgt_mask, memory_mask=memory_mask)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Pre-trained base class
 # ----------------------------------------------------------------------------------------------------------------------
@@ -215,7 +251,7 @@ class FaceFormerPreTrainedModel(AnimationPreTrainedModel):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-class FaceFormerForAnimation(FaceFormerPreTrainedModel):
+class FaceFormerForAnimation(FaceFormerDecoderMixin, FaceFormerPreTrainedModel):
     r"""
     FaceFormer: speech-driven 3D facial animation with an autoregressive Transformer decoder.
 
@@ -265,37 +301,6 @@ class FaceFormerForAnimation(FaceFormerPreTrainedModel):
         self.obj_vector = nn.Linear(config.num_subjects, d, bias=False)
         self._mask_cache: dict = {}
         self.post_init()
-
-    # -- decoder pieces ------------------------------------------------------------------------------------------------
-
-    def _positional(self, embeddings: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        """Add the periodic positional encoding of frames `offset ..` to `(B, n, d)`, then dropout."""
-        table = periodic_positional_encoding(
-            self.config.period, self.config.feature_dim, embeddings.device, embeddings.dtype
-        )
-        index = (torch.arange(embeddings.shape[1], device=embeddings.device) + offset) % self.config.period
-        return self.ppe_dropout(embeddings + table[index][None])
-
-    def biased_mask(self, length: int, device, dtype) -> torch.Tensor:
-        """`(H, T, T)` temporal-bias mask; precomputed up to `max_seq_len`, grown on demand for longer sequences."""
-        key = (str(device), dtype)
-        cached = self._mask_cache.get(key)
-        if cached is None or cached.shape[-1] < length:
-            size = max(length, self.config.max_seq_len)
-            cached = biased_causal_mask(self.config.num_attention_heads, size, self.config.period, device, dtype)
-            self._mask_cache[key] = cached
-        return cached[:, :length, :length]
-
-    def _decode(self, inputs: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        """The full decoder over `(B, n, d)` inputs (teacher forcing and the naive loop)."""
-        batch, length, _ = inputs.shape
-        heads = self.config.num_attention_heads
-        tgt_mask = self.biased_mask(length, inputs.device, inputs.dtype)
-        tgt_mask = tgt_mask[None].expand(batch, -1, -1, -1).reshape(batch * heads, length, length)
-        memory_mask = alignment_mask(
-            length, memory.shape[1], self.config.audio_frames_per_vertex_frame, device=inputs.device
-        )
-        return self.transformer_decoder(inputs, memory, tgt_mask=tgt_mask, memory_mask=memory_mask)
 
     def _style(self, subject_index, subject_one_hot, batch: int, device, dtype) -> torch.Tensor:
         """Speaker style embedding `(B, 1, d)`: `obj_vector` of the one-hot (or mixing weights)."""
@@ -440,6 +445,7 @@ class FaceFormerForAnimation(FaceFormerPreTrainedModel):
 
 __all__ = [
     "CachedAlignedDecoder",
+    "FaceFormerDecoderMixin",
     "FaceFormerForAnimation",
     "FaceFormerOutput",
     "FaceFormerPreTrainedModel",
