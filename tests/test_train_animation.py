@@ -153,25 +153,24 @@ def test_baseline_is_the_same_command_without_wav2sem(model, encoders, tmp_path)
     assert summary["renders"] == []
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_sigkill_and_resume_logs_the_same_losses(model, encoders, tmp_path):
-    """6 steps of batch 2 over 8 sequences (2 epochs), a checkpoint every 2 steps; the run is killed once it has logged
-    a step past checkpoint-2, resumed from `latest`, and must log the uninterrupted run's losses, each step once."""
+def kill_after_a_checkpoint_and_resume(encoders, tmp_path, model, stage_folder: str) -> tuple[Path, Path]:
+    """Train `model` for 6 steps of batch 2 with a checkpoint every 2 steps, uninterrupted (`reference`) and again
+    (`crashed`) killed with SIGKILL once the run in `stage_folder` (`.` for the output folder itself) has logged a step
+    past checkpoint-2 and before that stage completes, then resumed from `latest`. Returns both output folders."""
     steps = ["--max_train_steps", "6", "--checkpointing_steps", "2", "--render_frames", "0", "--max_test_sequences", "1"]
     script = [sys.executable, str(REPO / "training" / "train_animation.py")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    reference = tmp_path / "reference"
+    reference, crashed = tmp_path / "reference", tmp_path / "crashed"
     subprocess.run(script + run_args(encoders, reference, model, *steps), check=True, env=env, capture_output=True,
                    timeout=600)
-
-    crashed = tmp_path / "crashed"
     args = run_args(encoders, crashed, model, *steps)
     process = subprocess.Popen(script + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
+    stage_dir = crashed / stage_folder
 
     def logged_past_checkpoint():
-        log = crashed / "metrics.jsonl"
-        if not (crashed / "checkpoints" / "checkpoint-2").is_dir() or not log.is_file():
+        log = stage_dir / "metrics.jsonl"
+        if not (stage_dir / "checkpoints" / "checkpoint-2").is_dir() or not log.is_file():
             return False
         return any(r.get("step", 0) > 2 and "loss" in r for r in training_records(log))
 
@@ -180,10 +179,18 @@ def test_sigkill_and_resume_logs_the_same_losses(model, encoders, tmp_path):
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (crashed / "model.safetensors").exists()
+    # the stage did not complete
+    assert not (stage_dir / "results.json").exists() and not (stage_dir / "model.safetensors").exists()
     subprocess.run(script + args + ["--resume_from_checkpoint", "latest"], check=True, env=env, capture_output=True,
                    timeout=600)
+    return reference, crashed
 
+
+@pytest.mark.parametrize("model", MODELS)
+def test_sigkill_and_resume_logs_the_same_losses(model, encoders, tmp_path):
+    """6 steps of batch 2 over 8 sequences (2 epochs), a checkpoint every 2 steps; the run is killed once it has logged
+    a step past checkpoint-2, resumed from `latest`, and must log the uninterrupted run's losses, each step once."""
+    reference, crashed = kill_after_a_checkpoint_and_resume(encoders, tmp_path, model, ".")
     expected, resumed = training_records(reference / "metrics.jsonl"), training_records(crashed / "metrics.jsonl")
     assert [r["step"] for r in resumed if "loss" in r] == list(range(1, 7))  # each step once
     assert [r["epoch"] for r in resumed if "loss" in r] == [r["epoch"] for r in expected if "loss" in r]
@@ -253,32 +260,7 @@ def test_sigkill_in_an_earlier_stage_resumes_it(model, encoders, tmp_path):
     """Killed in the first stage (past its checkpoint-2), resumed from `latest`: that stage logs the uninterrupted
     run's losses, each step once, and the later stage and the score follow as in the uninterrupted run."""
     first = ANIMATION_RECIPES[model].training_stages[0].name
-    steps = ["--max_train_steps", "6", "--checkpointing_steps", "2", "--render_frames", "0", "--max_test_sequences", "1"]
-    script = [sys.executable, str(REPO / "training" / "train_animation.py")]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    reference = tmp_path / "reference"
-    subprocess.run(script + run_args(encoders, reference, model, *steps), check=True, env=env, capture_output=True,
-                   timeout=600)
-    crashed = tmp_path / "crashed"
-    args = run_args(encoders, crashed, model, *steps)
-    process = subprocess.Popen(script + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    stage_dir = crashed / first
-
-    def logged_past_checkpoint():
-        log = stage_dir / "metrics.jsonl"
-        if not (stage_dir / "checkpoints" / "checkpoint-2").is_dir() or not log.is_file():
-            return False
-        return any(r.get("step", 0) > 2 and "loss" in r for r in training_records(log))
-
-    while not logged_past_checkpoint() and time.time() < deadline:
-        assert process.poll() is None, "the run ended before it could be killed"
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (stage_dir / "results.json").exists()  # the stage did not complete
-    subprocess.run(script + args + ["--resume_from_checkpoint", "latest"], check=True, env=env, capture_output=True,
-                   timeout=600)
+    reference, crashed = kill_after_a_checkpoint_and_resume(encoders, tmp_path, model, first)
     for folder in (first, "."):
         expected = training_records(reference / folder / "metrics.jsonl")
         resumed = training_records(crashed / folder / "metrics.jsonl")
