@@ -43,7 +43,7 @@ import torch
 from transformers import AutoConfig, PreTrainedConfig
 
 from .configuration_codetalker import CodeTalkerConfig, CodeTalkerVQVAEConfig
-from .conversion_utils import state_dict_mismatches, tensor_shape
+from .conversion_utils import rename_state_dict, state_dict_mismatches, tensor_shape
 from .convert_faceformer_original_checkpoint import WEIGHT_NORM, feature_extractor_for
 from .modeling_codetalker import CodeTalkerForAnimation, CodeTalkerVQVAE, published_positional_row
 from .modeling_faceformer import periodic_positional_encoding
@@ -121,15 +121,7 @@ def convert_stage1_state_dict(
     dataset = dataset.lower()
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS} (case-insensitive), got {dataset!r}.")
-    renamed, buffers, sources = {}, {}, {}
-    for key, value in state_dict.items():
-        if key in STAGE1_BUFFERS:
-            buffers[key] = value
-            continue
-        new_key = rename_stage1_key(key)
-        if new_key in renamed:
-            raise ValueError(f"Two checkpoint keys map to {new_key!r}: {sources[new_key]!r} and {key!r}.")
-        renamed[new_key], sources[new_key] = value, key
+    renamed, buffers, sources = rename_state_dict(state_dict, rename_stage1_key, STAGE1_BUFFERS)
 
     _require(renamed, ("encoder.vertice_mapping.weight", "quantize.embedding.weight",
                        "encoder.encoder_transformer.layers.0.mlp.l1.weight"), "stage-1")
@@ -180,15 +172,7 @@ def convert_stage2_state_dict(
             f"The published CodeTalker's audio encoder is a wav2vec2 model; --audio_encoder describes a "
             f"{audio_config.model_type!r} model."
         )
-    renamed, buffers, sources = {}, {}, {}
-    for key, value in state_dict.items():
-        if key in STAGE2_BUFFERS:
-            buffers[key] = value
-            continue
-        new_key = WEIGHT_NORM.get(key, key)
-        if new_key in renamed:
-            raise ValueError(f"Two checkpoint keys map to {new_key!r}: {sources[new_key]!r} and {key!r}.")
-        renamed[new_key], sources[new_key] = value, key
+    renamed, buffers, sources = rename_state_dict(state_dict, lambda key: WEIGHT_NORM.get(key, key), STAGE2_BUFFERS)
     if any(k.startswith("autoencoder.") for k in renamed):
         raise ValueError(
             "The stage-2 checkpoint holds autoencoder.* keys (the published files have them removed): give the "

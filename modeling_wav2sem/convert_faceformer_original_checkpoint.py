@@ -45,7 +45,7 @@ import torch
 from transformers import AutoConfig, PreTrainedConfig, Wav2Vec2FeatureExtractor
 
 from .configuration_faceformer import FaceFormerConfig
-from .conversion_utils import state_dict_mismatches, tensor_shape
+from .conversion_utils import rename_state_dict, state_dict_mismatches, tensor_shape
 from .modeling_faceformer import FaceFormerForAnimation, biased_causal_mask, periodic_positional_encoding
 
 DATASETS = ("vocaset", "biwi")
@@ -200,15 +200,7 @@ def convert_published_state_dict(
         )
 
     # 1. Our key names; the original's non-parameter tensors aside.
-    renamed, buffers, sources = {}, {}, {}
-    for key, value in state_dict.items():
-        if key in PUBLISHED_BUFFERS:
-            buffers[key] = value
-            continue
-        new_key = rename_published_key(key)
-        if new_key in renamed:
-            raise ValueError(f"Two checkpoint keys map to {new_key!r}: {sources[new_key]!r} and {key!r}.")
-        renamed[new_key], sources[new_key] = value, key
+    renamed, buffers, sources = rename_state_dict(state_dict, rename_published_key, PUBLISHED_BUFFERS)
 
     # 2. The config: the dataset preset with the dimensions read from the shapes.
     dims = infer_dimensions(renamed)
