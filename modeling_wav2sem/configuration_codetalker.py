@@ -150,6 +150,28 @@ class CodeTalkerVQVAEConfig(PreTrainedConfig):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
+def fill_stage1_config(config: AnimationConfig):
+    """Build `config.vqvae_config` of a model that holds a frozen CodeTalker stage 1 (CodeTalker's predictor, LG-LDM):
+    a dict (or `None`) is filled from the stage-1 preset of the same dataset with the model's `vertice_dim`, so partial
+    overrides work (`{"hidden_size": 64}`)."""
+    vqvae = config.vqvae_config
+    if not isinstance(vqvae, PreTrainedConfig):
+        fields = {k: v for k, v in copy.deepcopy(vqvae or {}).items() if k != "model_type"}
+        data = config.dataset_info.name if config.dataset is not None else None
+        fields.setdefault("dataset", data if data in CODETALKER_VQVAE_PRESETS else None)
+        fields.setdefault("vertice_dim", config.vertice_dim)
+        config.vqvae_config = CodeTalkerVQVAEConfig(**fields)
+
+
+def check_stage1_config(config: AnimationConfig):
+    """The stage-1 model must reconstruct the meshes the model predicts."""
+    if config.vqvae_config.vertice_dim != config.vertice_dim:
+        raise ValueError(
+            f"The stage-1 model reconstructs {config.vqvae_config.vertice_dim} values per frame; this model predicts "
+            f"vertice_dim={config.vertice_dim}."
+        )
+
+
 class CodeTalkerConfig(AnimationConfig):
     r"""
     Configuration of [`CodeTalkerForAnimation`], CodeTalker's stage 2: an audio encoder (wav2vec2-family, CNN frozen,
@@ -215,22 +237,12 @@ class CodeTalkerConfig(AnimationConfig):
 
     def _fill_from_preset(self):
         super()._fill_from_preset()
-        vqvae = self.vqvae_config
-        if not isinstance(vqvae, PreTrainedConfig):
-            fields = {k: v for k, v in copy.deepcopy(vqvae or {}).items() if k != "model_type"}
-            data = self.dataset_info.name if self.dataset is not None else None
-            fields.setdefault("dataset", data if data in CODETALKER_VQVAE_PRESETS else None)
-            fields.setdefault("vertice_dim", self.vertice_dim)
-            self.vqvae_config = CodeTalkerVQVAEConfig(**fields)
+        fill_stage1_config(self)
 
     def validate_architecture(self):
         """Reject inconsistent settings with a clear message."""
         super().validate_architecture()
-        if self.vqvae_config.vertice_dim != self.vertice_dim:
-            raise ValueError(
-                f"The stage-1 model reconstructs {self.vqvae_config.vertice_dim} values per frame; this model predicts "
-                f"vertice_dim={self.vertice_dim}."
-            )
+        check_stage1_config(self)
         if self.feature_dim % self.num_attention_heads != 0 or self.feature_dim % 2 != 0:
             raise ValueError(
                 f"feature_dim ({self.feature_dim}) must be even and divisible by num_attention_heads "
@@ -242,4 +254,11 @@ class CodeTalkerConfig(AnimationConfig):
             raise ValueError(f"audio_resampling must be 'interpolate' or 'truncate', got {self.audio_resampling!r}.")
 
 
-__all__ = ["CODETALKER_PRESETS", "CODETALKER_VQVAE_PRESETS", "CodeTalkerConfig", "CodeTalkerVQVAEConfig"]
+__all__ = [
+    "CODETALKER_PRESETS",
+    "CODETALKER_VQVAE_PRESETS",
+    "CodeTalkerConfig",
+    "CodeTalkerVQVAEConfig",
+    "check_stage1_config",
+    "fill_stage1_config",
+]

@@ -500,7 +500,46 @@ class CodeTalkerVQVAE(CodeTalkerVQVAEPreTrainedModel):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-class CodeTalkerPreTrainedModel(AnimationPreTrainedModel):
+class FrozenVQVAEMixin:
+    """For an animation model that holds a trained CodeTalker stage 1 as `autoencoder` (CodeTalker's predictor,
+    LG-LDM's denoiser; its config is `config.vqvae_config`): the stage 1 initialised as the model it is, frozen and
+    always in eval mode (as the originals' `autoencoder.eval()`), and `from_audio_encoder(..., vqvae=...)` copying a
+    trained one in. Mix in before `AnimationPreTrainedModel`."""
+
+    def initialize_weights(self):
+        # The stage-1 model as the model it is (its codebook init), then marked initialised and skipped.
+        self.autoencoder.initialize_weights()
+        super().initialize_weights()
+
+    def _apply_freezing(self):
+        super()._apply_freezing()
+        self.autoencoder.requires_grad_(False)
+        self.autoencoder.eval()
+
+    def train(self, mode: bool = True):
+        """As `nn.Module.train`; the frozen stage-1 model stays in eval mode."""
+        super().train(mode)
+        self.autoencoder.eval()
+        return self
+
+    @classmethod
+    def from_audio_encoder(cls, audio_encoder, dataset: str | None = "vocaset", encoder_kwargs=None, vqvae=None,
+                           **config_kwargs):
+        """As `AnimationPreTrainedModel.from_audio_encoder`, with the trained stage-1 model `vqvae` (a
+        `CodeTalkerVQVAE` or its folder) copied in and frozen; without it, a new (random) stage 1 of the preset."""
+        if isinstance(vqvae, str):
+            vqvae = CodeTalkerVQVAE.from_pretrained(vqvae)
+        if vqvae is not None:
+            config_kwargs["vqvae_config"] = CodeTalkerVQVAEConfig.from_dict(vqvae.config.to_dict())
+        model = super().from_audio_encoder(audio_encoder, dataset=dataset, encoder_kwargs=encoder_kwargs,
+                                           **config_kwargs)
+        if vqvae is not None:
+            model.autoencoder.load_state_dict(vqvae.state_dict())
+            model._apply_freezing()
+        return model
+
+
+class CodeTalkerPreTrainedModel(FrozenVQVAEMixin, AnimationPreTrainedModel):
     """Weight initialisation (PyTorch's defaults, zero `feat_map`; the stage-1 model's own), the frozen stage-1 model
     and the Hub plumbing."""
 
@@ -510,28 +549,12 @@ class CodeTalkerPreTrainedModel(AnimationPreTrainedModel):
     resample_point = "conv"  # CodeTalker resamples the conv features, before the encoder's Transformer layers
     _supports_flash_attn = True
 
-    def initialize_weights(self):
-        # The stage-1 model as the model it is (its codebook init), then marked initialised and skipped below.
-        self.autoencoder.initialize_weights()
-        super().initialize_weights()
-
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
         if module is getattr(self, "feat_map", None):
             init.zeros_(module.weight)  # the untrained predictor outputs latent zero (the original's init)
             return
         super()._init_weights(module)
-
-    def _apply_freezing(self):
-        super()._apply_freezing()
-        self.autoencoder.requires_grad_(False)
-        self.autoencoder.eval()
-
-    def train(self, mode: bool = True):
-        """As `nn.Module.train`; the frozen stage-1 model stays in eval mode (as the original's `autoencoder.eval()`)."""
-        super().train(mode)
-        self.autoencoder.eval()
-        return self
 
 
 class CodeTalkerForAnimation(FaceFormerDecoderMixin, CodeTalkerPreTrainedModel):
@@ -581,22 +604,6 @@ class CodeTalkerForAnimation(FaceFormerDecoderMixin, CodeTalkerPreTrainedModel):
         self.autoencoder = CodeTalkerVQVAE(vqvae_config)
         self._mask_cache: dict = {}
         self.post_init()
-
-    @classmethod
-    def from_audio_encoder(cls, audio_encoder, dataset: str | None = "vocaset", encoder_kwargs=None, vqvae=None,
-                           **config_kwargs):
-        """As `AnimationPreTrainedModel.from_audio_encoder`, with the trained stage-1 model `vqvae` (a
-        `CodeTalkerVQVAE` or its folder) copied in and frozen; without it, a new (random) stage 1 of the preset."""
-        if isinstance(vqvae, str):
-            vqvae = CodeTalkerVQVAE.from_pretrained(vqvae)
-        if vqvae is not None:
-            config_kwargs["vqvae_config"] = CodeTalkerVQVAEConfig.from_dict(vqvae.config.to_dict())
-        model = super().from_audio_encoder(audio_encoder, dataset=dataset, encoder_kwargs=encoder_kwargs,
-                                           **config_kwargs)
-        if vqvae is not None:
-            model.autoencoder.load_state_dict(vqvae.state_dict())
-            model._apply_freezing()
-        return model
 
     # -- decoder pieces: `FaceFormerDecoderMixin` (`_positional`, `biased_mask`, `_decode`) -------------------------
 
@@ -772,6 +779,7 @@ __all__ = [
     "CodeTalkerVQVAE",
     "CodeTalkerVQVAEOutput",
     "CodeTalkerVQVAEPreTrainedModel",
+    "FrozenVQVAEMixin",
     "masked_instance_norm",
     "published_positional_row",
 ]
