@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from transformers import AutoFeatureExtractor, AutoModel
 
 import modeling_wav2sem  # noqa: F401  (registers the Auto classes)
-from training.corpus import find_flacs, read_alignments
+from .corpus import find_flacs, read_alignments
 
 FRAME_RATE = 50.0  # encoder frames per second: hop 320 samples at 16 kHz
 

@@ -21,9 +21,9 @@ from transformers import AutoFeatureExtractor, AutoModel
 import modeling_wav2sem  # noqa: F401  (registers the model types with the Auto classes)
 from modeling_wav2sem.configuration_animation import get_animation_dataset
 from modeling_wav2sem.metrics import read_region_file
-from training.animation.data import read_templates
-from training.animation.render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif, render_video
-from training.common.audio import SAMPLING_RATE, decode_audio, normalize
+from .animation.data import read_templates
+from .animation.render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif, render_video
+from .common.audio import SAMPLING_RATE, decode_audio, normalize
 
 
 def model_file(model: str, filename: str) -> Path | None:

@@ -17,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from training.corpus.build import BuildConfig, build, config_dict
-from training.corpus.espeak import EspeakNotAvailable
+from .corpus.build import BuildConfig, build, config_dict
+from .corpus.espeak import EspeakNotAvailable
 
 
 def parse_args(argv=None) -> BuildConfig:

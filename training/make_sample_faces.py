@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from training.faces.animate import FaceAnimator
-from training.faces.corpus import SAMPLE_RATE, CorpusError, load_corpus, read_audio
-from training.faces.datasets import (
+from .faces.animate import FaceAnimator
+from .faces.corpus import SAMPLE_RATE, CorpusError, load_corpus, read_audio
+from .faces.datasets import (
     BIWI_SENTENCES,
     BIWI_SPLIT_SUBJECTS,
     VOCASET_SENTENCES,
@@ -46,9 +46,9 @@ from training.faces.datasets import (
     get_spec,
     plan_sequences,
 )
-from training.faces.mesh import FaceShape, make_template
-from training.faces.regions import LIP_FILE, UPPER_FACE_FILE, write_region
-from training.faces.visemes import PARAMS
+from .faces.mesh import FaceShape, make_template
+from .faces.regions import LIP_FILE, UPPER_FACE_FILE, write_region
+from .faces.visemes import PARAMS
 
 FORMATS = ("vocaset", "biwi")
 _OUTPUT_ITEMS = ("wav", "vertices_npy", "mouth_params", "regions", "templates.pkl", "mesh.obj", "manifest.jsonl",
@@ -198,7 +198,7 @@ def generate(
     }
     (out / "info.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     if preview or gif:
-        from training.faces.render import render_preview
+        from .faces.render import render_preview
 
         render_preview(out, anim, spec, manifest, sources, png=preview, gif=gif)
     (out / "README.md").write_text(_readme(info, manifest), encoding="utf-8")

@@ -20,8 +20,9 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-if __package__ in (None, ""):  # `accelerate launch training/pretrain.py` runs this file as a script
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # `accelerate launch training/pretrain.py` runs this file as a script:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # make the checkout's package importable
+    __package__ = "training"  # and resolve the relative imports below in it (PEP 366)
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
@@ -32,13 +33,13 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser, get_scheduler
 
 from modeling_wav2sem import Wav2SemConfig, Wav2SemModel
-from training import pretraining_data as data_lib
-from training.common.metrics_log import JsonLinesLogger
-from training.common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
-from training.evaluation import alignment_metrics
-from training.common.runtime import end_training, keep_freed_memory
-from training.common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
-from training.objectives import semantic_loss, target_statistics
+from . import pretraining_data as data_lib
+from .common.metrics_log import JsonLinesLogger
+from .common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
+from .evaluation import alignment_metrics
+from .common.runtime import end_training, keep_freed_memory
+from .common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
+from .objectives import semantic_loss, target_statistics
 
 VARIANT_TARGETS = {"c": "cls", "m": "mean"}
 TRACKER_PROJECT = "wav2sem-pretrain"  # accelerate's trackers write to <output_dir>/<this>/: never uploaded

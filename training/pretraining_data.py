@@ -24,8 +24,8 @@ from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
 from transformers import AutoModel, AutoTokenizer
 
-from training.common.audio import SAMPLING_RATE, audio_source, decode_audio, normalize
-from training.common.sampling import LengthGroupedBatchSampler
+from .common.audio import SAMPLING_RATE, audio_source, decode_audio, normalize
+from .common.sampling import LengthGroupedBatchSampler
 
 MIN_SAMPLES = 400  # the encoder's receptive field
 COLUMNS = ["id", "audio", "text", "speaker_id", "chapter_id"]

@@ -36,8 +36,9 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # `accelerate launch training/train_animation.py` runs this file as a script
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # `accelerate launch training/train_animation.py` runs this file as a script:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # make the checkout's package importable
+    __package__ = "training"  # and resolve the relative imports below in it (PEP 366)
 
 import numpy as np
 import torch
@@ -49,9 +50,9 @@ from transformers import AutoConfig, HfArgumentParser, Wav2Vec2FeatureExtractor
 
 from modeling_wav2sem import Wav2SemFusedEncoder
 from modeling_wav2sem.configuration_animation import get_animation_dataset
-from training.animation.data import AnimationDataset, Regions, collate_animation, default_animation_dir, load_templates
-from training.animation.evaluation import predict_test_split, score_predictions, validation_loss
-from training.animation.recipes import (
+from .animation.data import AnimationDataset, Regions, collate_animation, default_animation_dir, load_templates
+from .animation.evaluation import predict_test_split, score_predictions, validation_loss
+from .animation.recipes import (
     ANIMATION_RECIPES,
     AnimationRecipe,
     AnimationStage,
@@ -59,13 +60,13 @@ from training.animation.recipes import (
     get_recipe,
     stage_learning_rate,
 )
-from training.animation.render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif, render_video
-from training.common.audio import SAMPLING_RATE
-from training.common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
-from training.common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
-from training.common.metrics_log import JsonLinesLogger
-from training.common.runtime import end_training, keep_freed_memory
-from training.common.sampling import LengthGroupedBatchSampler
+from .animation.render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif, render_video
+from .common.audio import SAMPLING_RATE
+from .common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
+from .common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
+from .common.metrics_log import JsonLinesLogger
+from .common.runtime import end_training, keep_freed_memory
+from .common.sampling import LengthGroupedBatchSampler
 
 
 @dataclasses.dataclass

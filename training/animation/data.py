@@ -22,7 +22,7 @@ import torch
 
 from modeling_wav2sem.configuration_animation import SPLITS, AnimationDatasetInfo, get_animation_dataset
 from modeling_wav2sem.metrics import read_region_file
-from training.common.audio import SAMPLING_RATE, decode_audio, normalize
+from ..common.audio import SAMPLING_RATE, decode_audio, normalize
 
 LIP_REGION_FILES = ("regions/lip_vertices.txt", "lip_vertices.txt", "regions/mouth_vertices.txt")
 UPPER_REGION_FILES = ("regions/upper_face_vertices.txt", "upper_face_vertices.txt", "regions/FDD_upper_face.txt")

@@ -497,7 +497,7 @@ def render_video(
     with `audio` muxed in: mono samples at `sampling_rate`, or a file (decoded and resampled to `sampling_rate`).
     `height`: pixels of a panel; `fit_to`: sequences the shared framing must fit (default: the rows)."""
     if isinstance(audio, (str, Path)):
-        from training.common.audio import decode_audio
+        from ..common.audio import decode_audio
 
         audio = decode_audio(str(audio), sampling_rate)
     frames = render_video_frames(rows, faces, lips, height=height, labels=labels, fit_to=fit_to)
