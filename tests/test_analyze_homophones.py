@@ -87,7 +87,7 @@ def test_end_to_end_on_a_tiny_corpus(tiny_corpus, tmp_path):
 
     ah.main([
         "--encoder", str(tmp_path / "plain"), "--fused", str(tmp_path / "fused"), "--corpus", str(tiny_corpus),
-        "--pairs", str(tmp_path / "pairs.tsv"), "--out", str(tmp_path / "out"), "--num_random_pairs", "3",
+        "--pairs", str(tmp_path / "pairs.tsv"), "--output_dir", str(tmp_path / "out"), "--num_random_pairs", "3",
     ])
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     assert result["missing_pairs"] == ["bat/pat"]

@@ -185,8 +185,8 @@ def test_animate_cli_writes_a_video_beside_the_ground_truth(tmp_path):
     shutil.copyfile(wav, alone)
     widths = {}
     for source, video in ((alone, tmp_path / "alone.mp4"), (wav, tmp_path / "with_truth.mp4")):
-        assert animate.main(["--model", str(model), "--audio", str(source), "--out", str(tmp_path / "out"),
-                             "--video", str(video), "--video_height", "160"]) == 0
+        assert animate.main(["--model_name_or_path", str(model), "--audio", str(source),
+                             "--output_dir", str(tmp_path / "out"), "--video", str(video), "--video_height", "160"]) == 0
         info, frames = read_back(video)
         (written,) = (tmp_path / "out").glob(f"{source.stem}_*.npy")
         predicted = np.load(written)

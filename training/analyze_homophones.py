@@ -1,6 +1,6 @@
 """The paper's near-homophone decoupling measurement, as a tool.
 
-    python -m training.analyze_homophones --encoder PLAIN --fused FUSED --corpus DIR --pairs FILE --out DIR
+    python -m training.analyze_homophones --encoder PLAIN --fused FUSED --corpus DIR --pairs FILE --output_dir DIR
 
 For each occurrence of a word of a near-homophone pair (sheep/ship) in the corpus, the encoder's frame features over
 the word's time span (from the corpus's word timings) are mean-pooled into one vector. Each vector is L2-normalised,
@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from transformers import AutoFeatureExtractor, AutoModel
 
 import modeling_wav2sem  # noqa: F401  (registers the Auto classes)
+from .common.cli import rename_deprecated_flags
 from .corpus import find_flacs, read_alignments
 
 FRAME_RATE = 50.0  # encoder frames per second: hop 320 samples at 16 kHz
@@ -208,12 +209,12 @@ def main(argv=None):
     parser.add_argument("--corpus", required=True, help="openslr-layout corpus with *.alignment.jsonl word timings")
     parser.add_argument("--pairs", required=True, help="TSV of near-homophone pairs: word_a<TAB>word_b")
     parser.add_argument("--splits", nargs="*", default=None, help="corpus splits to use (default: all)")
-    parser.add_argument("--out", required=True, help="output folder for results.json and tsne.png")
+    parser.add_argument("--output_dir", required=True, help="output folder for results.json and tsne.png")
     parser.add_argument("--num_random_pairs", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(rename_deprecated_flags(argv, {"--out": "--output_dir"}, prog=parser.prog))
 
-    out = Path(args.out)
+    out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     pairs = read_pairs(args.pairs)
     records = read_word_alignments(args.corpus, args.splits)

@@ -1,16 +1,20 @@
 """Animate a face from speech with a trained animation model (a folder or Hub id saved by `train_animation.py`).
 
-    python -m training.animate --model DIR --audio speech.wav --subject NAME --out DIR [--gif] [--video out.mp4]
+    python -m training.animate --model_name_or_path DIR --audio speech.wav --subject NAME --output_dir DIR \
+        [--gif] [--video out.mp4] [--seed 0] [--num_inference_steps N]
+    wav2sem-animate ...   # the same, installed with the package
 
 Writes `<audio stem>_<subject>.npy` (T, V*3) float32 vertices at the model's frame rate, and a PNG preview of a few
 frames (plus a GIF with `--gif`, and with `--video` an H.264 MP4 of the shaded mesh at the model's frame rate with the
 speech muxed in, next to the ground truth when there is one: `--ground_truth`, or the `vertices_npy/<stem>.npy` beside
 the audio's `wav/` folder in a dataset). The neutral mesh is the subject's template stored with the model
 (`templates.pkl`), or `--template` (a `templates.pkl` with `--template_subject`, or a `.npy` of V x 3 / V*3 values)
-for a new face.
+for a new face. Models that sample (diffusion) get a generator seeded with `--seed` and, when given,
+`--num_inference_steps`; `--model` and `--out` are deprecated spellings of `--model_name_or_path` and `--output_dir`.
 """
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -24,6 +28,9 @@ from modeling_wav2sem.metrics import read_region_file
 from .animation.data import read_templates
 from .animation.render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif, render_video
 from .common.audio import SAMPLING_RATE, decode_audio, normalize
+from .common.cli import rename_deprecated_flags
+
+DEPRECATED_FLAGS = {"--model": "--model_name_or_path", "--out": "--output_dir"}
 
 
 def model_file(model: str, filename: str) -> Path | None:
@@ -42,9 +49,9 @@ def model_file(model: str, filename: str) -> Path | None:
 
 def load_template(args, vertice_dim: int, subject: str | None = None) -> np.ndarray:
     """`(V*3,)` neutral mesh from `--template` or the model's `templates.pkl` (`subject`'s, default `--subject`)."""
-    source = Path(args.template) if args.template else model_file(args.model, "templates.pkl")
+    source = Path(args.template) if args.template else model_file(args.model_name_or_path, "templates.pkl")
     if source is None:
-        raise FileNotFoundError(f"{args.model} has no templates.pkl: pass --template (templates.pkl or .npy).")
+        raise FileNotFoundError(f"{args.model_name_or_path} has no templates.pkl: pass --template (templates.pkl or .npy).")
     if source.suffix == ".npy":
         template = np.load(source)
     else:
@@ -86,29 +93,49 @@ def find_ground_truth(args, model, vertice_dim: int) -> np.ndarray | None:
     return vertices[:: int(round(stride))]
 
 
+def sampling_kwargs(model, args) -> dict:
+    """`predict`'s `generator` (seeded with `--seed`) and `num_inference_steps`, for the models whose `predict` takes
+    them; `--num_inference_steps` for one that does not sample is an error, not silently dropped."""
+    parameters = inspect.signature(model.predict).parameters
+    kwargs = {}
+    if "generator" in parameters:
+        kwargs["generator"] = torch.Generator().manual_seed(args.seed)
+    if args.num_inference_steps is not None:
+        if "num_inference_steps" not in parameters:
+            raise ValueError(f"--num_inference_steps: {type(model).__name__} does not sample (its predict takes no "
+                             "num_inference_steps); leave the flag out.")
+        if args.num_inference_steps < 1:
+            raise ValueError(f"--num_inference_steps must be at least 1, not {args.num_inference_steps}.")
+        kwargs["num_inference_steps"] = args.num_inference_steps
+    return kwargs
+
+
 def animate(args) -> dict:
-    model = AutoModel.from_pretrained(args.model).eval()
+    model = AutoModel.from_pretrained(args.model_name_or_path).eval()
     if not hasattr(model, "predict"):
-        raise ValueError(f"{args.model} is a {type(model).__name__}, not an animation model.")
+        raise ValueError(f"{args.model_name_or_path} is a {type(model).__name__}, not an animation model.")
+    kwargs = sampling_kwargs(model, args)
     subject = args.subject or model.config.train_subjects[0]
     model.config.subject_id(subject)  # a clear error for an unknown speaking style
     template = load_template(args, model.config.vertice_dim, subject)
     audio = decode_audio(args.audio, SAMPLING_RATE)
     try:
-        do_normalize = AutoFeatureExtractor.from_pretrained(args.model).do_normalize
+        do_normalize = AutoFeatureExtractor.from_pretrained(args.model_name_or_path).do_normalize
     except (OSError, ValueError, AttributeError):
         do_normalize = True
     if do_normalize:
         audio = normalize(audio)
+    torch.manual_seed(args.seed)
     with torch.no_grad():
-        output = model.predict(torch.from_numpy(audio)[None], torch.from_numpy(template)[None], subject_index=subject)
+        output = model.predict(torch.from_numpy(audio)[None], torch.from_numpy(template)[None], subject_index=subject,
+                               **kwargs)
     vertices = output.vertices[0].float().numpy()
 
-    out = Path(args.out)
+    out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{Path(args.audio).stem}_{subject}"
     np.save(out / f"{stem}.npy", vertices)
-    mesh, lips_file = model_file(args.model, "mesh.obj"), model_file(args.model, "regions/lip_vertices.txt")
+    mesh, lips_file = model_file(args.model_name_or_path, "mesh.obj"), model_file(args.model_name_or_path, "regions/lip_vertices.txt")
     faces = read_obj_faces(mesh) if mesh else None
     lips = read_region_file(lips_file) if lips_file else None
     fps = model.config.frame_rate
@@ -126,10 +153,10 @@ def animate(args) -> dict:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="folder or Hub id saved by training/train_animation.py")
+    parser.add_argument("--model_name_or_path", required=True, help="folder or Hub id saved by train_animation.py")
     parser.add_argument("--audio", required=True, help="speech file (any rate soundfile reads; resampled to 16 kHz)")
     parser.add_argument("--subject", help="training speaker whose speaking style to use (default: the first)")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--output_dir", required=True, help="output folder")
     parser.add_argument("--template", help="templates.pkl or .npy neutral mesh (default: the model's templates.pkl)")
     parser.add_argument("--template_subject", help="key in --template's templates.pkl (default: --subject)")
     parser.add_argument("--frames", type=int, default=5, help="frames in the PNG preview")
@@ -140,7 +167,10 @@ def parse_args(argv=None):
                                                "dataset's vertices_npy/<audio stem>.npy when the audio is in DIR/wav/)")
     parser.add_argument("--ground_truth_fps", type=float, help="frame rate of --ground_truth (default: the dataset's "
                                                                "capture rate, e.g. VOCASET 60)")
-    return parser.parse_args(argv)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise of models that sample (diffusion)")
+    parser.add_argument("--num_inference_steps", type=int,
+                        help="denoising steps of models that sample (default: the model's)")
+    return parser.parse_args(rename_deprecated_flags(argv, DEPRECATED_FLAGS, prog=parser.prog))
 
 
 def main(argv=None) -> int:

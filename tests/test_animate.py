@@ -1,0 +1,83 @@
+"""`training.animate` (`wav2sem-animate`): the command-line dialect, and the seed and step count of models that sample.
+
+A tiny random VOCA saved with its templates; a subclass whose `predict` samples noise stands in for the diffusion
+models (same `predict(..., num_inference_steps=None, generator=None)` contract).
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import SUBJECTS, V3, tiny_audio_config
+from transformers import AutoModel
+
+from modeling_wav2sem import VOCAConfig, VOCAForAnimation
+from training import animate
+
+
+class SamplingVOCA(VOCAForAnimation):
+    """VOCA plus generator noise: a model whose `predict` samples, as the diffusion models' does."""
+
+    def predict(self, input_values, template, subject_index=None, num_inference_steps=None, generator=None):
+        output = super().predict(input_values, template, subject_index=subject_index)
+        self.steps_seen = num_inference_steps
+        output.vertices = output.vertices + torch.randn(output.vertices.shape, generator=generator)
+        return output
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    torch.manual_seed(0)
+    model = VOCAForAnimation(VOCAConfig(audio_config=tiny_audio_config(), vertice_dim=V3, train_subjects=SUBJECTS))
+    model.save_pretrained(tmp_path / "voca")
+    templates = {subject: np.full((V3 // 3, 3), i, dtype=np.float32) for i, subject in enumerate(SUBJECTS)}
+    (tmp_path / "voca" / "templates.pkl").write_bytes(pickle.dumps(templates))
+    sf.write(tmp_path / "speech.wav", np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32), 16000)
+    return tmp_path / "voca"
+
+
+def run(model_dir, output_dir, *extra):
+    assert animate.main(["--model_name_or_path", str(model_dir), "--audio", str(model_dir.parent / "speech.wav"),
+                         "--subject", "s1", "--output_dir", str(output_dir), "--frames", "1", *extra]) == 0
+    return np.load(output_dir / "speech_s1.npy")
+
+
+def test_old_spellings_still_work_with_a_one_line_warning_each(model_dir, tmp_path, capsys):
+    new = run(model_dir, tmp_path / "new")
+    assert "deprecated" not in capsys.readouterr().err
+    assert animate.main(["--model", str(model_dir), "--audio", str(tmp_path / "speech.wav"), "--subject", "s1",
+                         "--out", str(tmp_path / "old"), "--frames", "1"]) == 0
+    warnings = [line.split(": ", 1)[1] for line in capsys.readouterr().err.splitlines() if "deprecated" in line]
+    assert warnings == ["warning: --model is deprecated; use --model_name_or_path",
+                        "warning: --out is deprecated; use --output_dir"]
+    np.testing.assert_array_equal(np.load(tmp_path / "old" / "speech_s1.npy"), new)
+    assert new.shape == (58, V3)  # 1 s: 49 conv frames at 50 Hz, brought to the default 60 fps
+
+
+def test_num_inference_steps_for_a_model_that_does_not_sample_is_refused(model_dir, tmp_path):
+    with pytest.raises(ValueError, match="VOCAForAnimation does not sample"):
+        run(model_dir, tmp_path / "out", "--num_inference_steps", "4")
+
+
+def test_a_sampling_model_gets_a_seeded_generator_and_the_step_count(model_dir, tmp_path, monkeypatch):
+    loaded = []
+
+    def from_pretrained(path, **kwargs):
+        loaded.append(SamplingVOCA.from_pretrained(path, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(animate.AutoModel, "from_pretrained", from_pretrained)
+    first = run(model_dir, tmp_path / "a", "--seed", "1", "--num_inference_steps", "7")
+    again = run(model_dir, tmp_path / "b", "--seed", "1")
+    other = run(model_dir, tmp_path / "c", "--seed", "2")
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first - other).mean() > 0.5  # unit-variance noise from another seed
+    assert [model.steps_seen for model in loaded] == [7, None, None]  # the model's default unless given
+    with pytest.raises(ValueError, match="at least 1"):
+        run(model_dir, tmp_path / "d", "--num_inference_steps", "0")
+
+
+def test_the_model_is_loaded_as_saved(model_dir):
+    assert type(AutoModel.from_pretrained(model_dir)) is VOCAForAnimation
