@@ -9,6 +9,7 @@ from transformers import AutoConfig, AutoModel
 
 from .configuration_animation import ANIMATION_DATASETS, AnimationConfig, AnimationDatasetInfo, get_animation_dataset
 from .configuration_codetalker import CODETALKER_PRESETS, CODETALKER_VQVAE_PRESETS, CodeTalkerConfig, CodeTalkerVQVAEConfig
+from .configuration_facediffuser import FACEDIFFUSER_PRESETS, FaceDiffuserConfig
 from .configuration_faceformer import FACEFORMER_DATASETS, FACEFORMER_PRESETS, FaceFormerConfig
 from .configuration_voca import VOCA_PRESETS, VOCAConfig
 from .configuration_wav2sem import WAV2SEM_PRESETS, Wav2SemConfig, Wav2SemFusedConfig
@@ -20,6 +21,7 @@ from .modeling_codetalker import (
     CodeTalkerVQVAE,
     CodeTalkerVQVAEOutput,
 )
+from .modeling_facediffuser import FaceDiffuserForAnimation, FaceDiffuserOutput, FaceDiffuserPreTrainedModel
 from .modeling_faceformer import FaceFormerForAnimation, FaceFormerOutput, FaceFormerPreTrainedModel
 from .modeling_voca import VOCAForAnimation, VOCAOutput
 from .modeling_wav2sem import (
@@ -41,6 +43,7 @@ def _register_auto_classes():
         (VOCAConfig, VOCAForAnimation),
         (CodeTalkerVQVAEConfig, CodeTalkerVQVAE),
         (CodeTalkerConfig, CodeTalkerForAnimation),
+        (FaceDiffuserConfig, FaceDiffuserForAnimation),
     ):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
@@ -65,6 +68,11 @@ __all__ = [
     "CodeTalkerVQVAE",
     "CodeTalkerVQVAEConfig",
     "CodeTalkerVQVAEOutput",
+    "FACEDIFFUSER_PRESETS",
+    "FaceDiffuserConfig",
+    "FaceDiffuserForAnimation",
+    "FaceDiffuserOutput",
+    "FaceDiffuserPreTrainedModel",
     "FACEFORMER_DATASETS",
     "FACEFORMER_PRESETS",
     "FaceFormerConfig",

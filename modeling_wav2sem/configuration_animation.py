@@ -50,6 +50,9 @@ class AnimationDatasetInfo:
         sequence_format: the file stem of a sequence, formatted with `subject` and `sentence`.
         lip_region_file / upper_face_region_file: region files (relative to the data folder) for LVE / FDD.
         lve_scale / fdd_scale: LVE and MVE, and FDD, are reported divided by these (the papers' units).
+        mesh_name: the mesh topology's name in UniTalker's annotation types (`"FLAME"` -> `FLAME_5023_vertices`).
+        vertex_scale: the factor UniTalker multiplies this dataset's vertices and templates by, so that the datasets
+            of a mixture share one range (its `dataset_config.py`: BIWI 0.2, VOCASET 1.0).
     """
 
     name: str
@@ -66,6 +69,8 @@ class AnimationDatasetInfo:
     upper_face_region_file: str = "regions/upper_face_vertices.txt"
     lve_scale: float = 1e-5
     fdd_scale: float = 1e-5
+    mesh_name: str = ""
+    vertex_scale: float = 1.0
     notes: str = field(default="", compare=False)
 
     @property
@@ -107,6 +112,11 @@ class AnimationDatasetInfo:
             )
         return int(round(stride))
 
+    def annotation_type(self, num_vertices: int | None = None) -> str:
+        """UniTalker's name of this dataset's annotation (one output head per name): `FLAME_5023_vertices`; a
+        reduced-size mesh in this dataset's layout (the synthetic samples) gets its own vertex count in the name."""
+        return f"{self.mesh_name or self.display_name}_{num_vertices or self.num_vertices}_vertices"
+
 
 VOCASET_TRAIN_SUBJECTS = (
     "FaceTalk_170728_03272_TA",
@@ -137,6 +147,7 @@ ANIMATION_DATASETS: dict[str, AnimationDatasetInfo] = {
         sequence_format="{subject}_sentence{sentence:02d}",
         lve_scale=1e-5,
         fdd_scale=1e-5,
+        mesh_name="FLAME",
         notes="12 speakers x 40 sentences; test speakers are unseen (predicted under every training style).",
     ),
     "biwi": AnimationDatasetInfo(
@@ -152,6 +163,8 @@ ANIMATION_DATASETS: dict[str, AnimationDatasetInfo] = {
         sequence_format="{subject}_e{sentence:02d}",
         lve_scale=1e-4,
         fdd_scale=1e-5,
+        mesh_name="BIWI",
+        vertex_scale=0.2,
         notes="14 speakers x 40 emotional sentences; Test-A = sentences 37-40 of the 6 training speakers.",
     ),
 }

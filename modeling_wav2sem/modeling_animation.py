@@ -337,12 +337,14 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
         backbone = self.config.backbone_config
         return conv_output_lengths(sample_lengths, backbone.conv_kernel, backbone.conv_stride)
 
-    def num_frames_for_audio(self, conv_lengths: list[int]) -> list[int]:
-        """Vertex frames for clips of `conv_lengths` conv frames: floor(N * frame_rate / audio_frame_rate), exact.
+    def num_frames_for_audio(self, conv_lengths: list[int], frame_rate: float | None = None) -> list[int]:
+        """Vertex frames for clips of `conv_lengths` conv frames: floor(N * frame_rate / audio_frame_rate), exact
+        (`frame_rate` defaults to `config.frame_rate`; a model of several datasets passes the dataset's).
 
         (The published code computes `int(N / 50 * fps)` in floating point, one frame fewer for a few N, e.g. 205.)
         """
-        ratio = Fraction(self.config.frame_rate).limit_denominator(10**6) / Fraction(
+        frame_rate = frame_rate or self.config.frame_rate
+        ratio = Fraction(frame_rate).limit_denominator(10**6) / Fraction(
             self.config.audio_frame_rate
         ).limit_denominator(10**6)
         return [int(n * ratio) for n in conv_lengths]
@@ -352,6 +354,7 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         num_frames: int | list[int] | torch.Tensor | None = None,
+        frame_rate: float | None = None,
     ) -> tuple[torch.Tensor, list[int]]:
         r"""The audio encoder's output at the vertex-aligned rate, and each item's number of vertex frames.
 
@@ -360,6 +363,8 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
             attention_mask (`(B, L)`, *optional*): 1 on real samples.
             num_frames: vertex frames per item (an int for all, or `(B,)`); by default from each clip's duration. At
                 most `MAX_FRAMES_PER_AUDIO` times (plus 2) what the audio accounts for.
+            frame_rate: the vertex frame rate (default `config.frame_rate`; a model of several datasets passes the
+                dataset's).
 
         Returns:
             The features `(B, k * max(T_b), C)` (F_p, or F_d for a fused encoder) and the vertex frame counts `T_b`
@@ -373,7 +378,8 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
         else:
             padded = True
         conv_lengths = [int(n) for n in self.audio_frame_lengths(lengths).tolist()]
-        expected = self.num_frames_for_audio(conv_lengths)
+        frame_rate = frame_rate or self.config.frame_rate
+        expected = self.num_frames_for_audio(conv_lengths, frame_rate)
         if num_frames is None:
             frames = expected
         else:
@@ -389,7 +395,7 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
             if too_long:
                 details = ", ".join(f"item {b}: {t} frames for audio of {e}" for b, (t, e) in too_long.items())
                 raise ValueError(
-                    f"Labels (or num_frames) far longer than their audio at {self.config.frame_rate:g} fps ({details}): "
+                    f"Labels (or num_frames) far longer than their audio at {frame_rate:g} fps ({details}): "
                     "the audio would be stretched to fit. Check that audio and vertex files belong together."
                 )
         if min(frames) < 1:
@@ -445,9 +451,12 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
         labels: torch.Tensor | None = None,
         vertex_mask: torch.Tensor | None = None,
         num_frames: int | list[int] | torch.Tensor | None = None,
+        vertice_dim: int | None = None,
+        frame_rate: float | None = None,
     ) -> tuple[torch.Tensor, list[int], torch.Tensor | None, torch.Tensor | None]:
         """The first step of every model's `forward`: labels checked, audio encoded at the vertex-aligned rate for the
         labels' frames (or `num_frames`, or the audio's duration), labels cut to the frames the audio gives.
+        `vertice_dim` and `frame_rate` default to the config's (a model of several datasets passes the dataset's).
 
         Returns:
             `audio_features` `(B, k*T, C)`, the frame counts `T_b`, `labels` `(B, T, V3)` or `None`, and the
@@ -458,8 +467,8 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
             raise ValueError(f"input_values must be a (batch, samples) tensor of mono audio, got {shape}.")
         batch = input_values.shape[0]
         if labels is not None:
-            labels, vertex_mask, num_frames = self.prepare_labels(labels, vertex_mask, batch)
-        audio_features, frames = self.encode_audio(input_values, attention_mask, num_frames)
+            labels, vertex_mask, num_frames = self.prepare_labels(labels, vertex_mask, batch, vertice_dim)
+        audio_features, frames = self.encode_audio(input_values, attention_mask, num_frames, frame_rate)
         if labels is not None:  # the published BIWI pairing may keep fewer frames than the labels have
             labels, vertex_mask = self.fit_labels(labels, frames)
         else:
@@ -500,30 +509,37 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
             raise ValueError(f"subject_one_hot has {subject_one_hot.shape[0]} rows for a batch of {batch}.")
         return subject_one_hot
 
-    def flat_vertices(self, tensor: torch.Tensor, name: str, dims: int) -> torch.Tensor:
-        """Accept `(..., V, 3)` as well as `(..., V*3)`; check the vertex count and the number of dims."""
+    def flat_vertices(
+        self, tensor: torch.Tensor, name: str, dims: int, vertice_dim: int | None = None
+    ) -> torch.Tensor:
+        """Accept `(..., V, 3)` as well as `(..., V*3)`; check the vertex count (`vertice_dim`, default the config's)
+        and the number of dims."""
         if not torch.is_tensor(tensor):
             raise ValueError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}.")
-        if tensor.shape[-1] == 3 and self.config.vertice_dim != 3 and tensor.dim() >= 2:
+        vertice_dim = vertice_dim or self.config.vertice_dim
+        if tensor.shape[-1] == 3 and vertice_dim != 3 and tensor.dim() >= 2:
             tensor = tensor.flatten(-2)
-        if tensor.shape[-1] != self.config.vertice_dim or tensor.dim() != dims:
+        if tensor.shape[-1] != vertice_dim or tensor.dim() != dims:
             raise ValueError(
                 f"{name} must have shape {'(B, T, V*3)' if dims == 3 else '(B, V*3)'} with "
-                f"V*3 = vertice_dim = {self.config.vertice_dim} ({self.config.num_vertices} vertices; or V, 3 as the "
+                f"V*3 = vertice_dim = {vertice_dim} ({vertice_dim // 3} vertices; or V, 3 as the "
                 f"last two dims), got {tuple(tensor.shape)}."
             )
         if not bool(torch.isfinite(tensor).all()):
             raise ValueError(f"{name} contains NaN or Inf.")
         return tensor
 
-    def prepare_template(self, template: torch.Tensor, batch: int, dtype) -> torch.Tensor:
+    def prepare_template(
+        self, template: torch.Tensor, batch: int, dtype, vertice_dim: int | None = None
+    ) -> torch.Tensor:
         """`(B, V3)` templates from one template `(V3,)` / `(V, 3)` for the whole batch, or one per item."""
         if not torch.is_tensor(template):
             raise ValueError(f"template must be a torch.Tensor, got {type(template).__name__}.")
         template = template.to(dtype)
-        if template.dim() == 1 or (template.dim() == 2 and template.shape[-1] == 3 and self.config.vertice_dim != 3):
+        vertice_dim = vertice_dim or self.config.vertice_dim
+        if template.dim() == 1 or (template.dim() == 2 and template.shape[-1] == 3 and vertice_dim != 3):
             template = template[None]
-        template = self.flat_vertices(template, "template", 2)
+        template = self.flat_vertices(template, "template", 2, vertice_dim)
         if template.shape[0] == 1 and batch > 1:
             template = template.expand(batch, -1)
         if template.shape[0] != batch:
@@ -531,10 +547,10 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
         return template
 
     def prepare_labels(
-        self, labels: torch.Tensor, vertex_mask: torch.Tensor | None, batch: int
+        self, labels: torch.Tensor, vertex_mask: torch.Tensor | None, batch: int, vertice_dim: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | int]:
         """Check `(B, T, V3)` labels and their right-padded `(B, T)` mask; returns them and the frame counts."""
-        labels = self.flat_vertices(labels, "labels", 3)
+        labels = self.flat_vertices(labels, "labels", 3, vertice_dim)
         if labels.shape[0] != batch:
             raise ValueError(f"labels has batch size {labels.shape[0]}, input_values {batch}.")
         if vertex_mask is None:
