@@ -658,5 +658,11 @@ def train_stage(args, recipe: AnimationRecipe, stage: AnimationStage, output_dir
     return summary
 
 
+def console_script() -> int:
+    """`wav2sem-train-animation` (setup.cfg): `main` with an exit status, as `main` returns the run's summary."""
+    main()
+    return 0
+
+
 if __name__ == "__main__":
     main()

@@ -5,7 +5,16 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCard, ModelCardData, get_token
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "model_cards"
+
+def _templates_dir() -> Path:
+    """`model_cards/`: package data beside this package when installed (`wav2sem_training/model_cards/`, see
+    setup.cfg), the folder at the repository root in a checkout."""
+    package = Path(__file__).resolve().parents[1]
+    installed, checkout = package / "model_cards", package.parent / "model_cards"
+    return installed if installed.is_dir() else checkout
+
+
+TEMPLATES_DIR = _templates_dir()
 
 
 def write_model_card(output_dir: str | os.PathLike, template: str, card_data: ModelCardData, **fields) -> ModelCard:
