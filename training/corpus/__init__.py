@@ -1,4 +1,4 @@
-"""Synthetic speech corpus with near-homophones (espeak-ng), in the LibriSpeech (openslr) layout.
+"""Synthetic speech corpus with near-homophones (espeak-ng or a piper neural voice), in the LibriSpeech (openslr) layout.
 
 Readers for what :mod:`training.make_sample_corpus` writes:
 
@@ -7,7 +7,7 @@ Readers for what :mod:`training.make_sample_corpus` writes:
   ``{"id", "text", "duration", "words": [{"word", "start", "end"}], "phonemes": [{"phoneme", "start", "end"}]}``,
   times in seconds in the 16 kHz FLAC (:func:`read_alignments`).
 
-Nothing here needs espeak-ng; only generation does.
+Nothing here needs a synthesizer; only generation does (:mod:`training.corpus.voices`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["read_alignments", "read_transcripts", "find_flacs"]
+__all__ = ["read_alignments", "read_transcripts", "find_flacs", "VoiceNotAvailable"]
+
+
+class VoiceNotAvailable(RuntimeError):
+    """A voice's synthesizer (library, model or data) cannot be loaded; the message says how to install it."""
 
 
 def _files(path, pattern: str) -> list[Path]:

@@ -46,6 +46,9 @@ __all__ = [
     "is_stop",
     "is_sonorant",
     "phoneme_base",
+    "phoneme_edit_distance",
+    "split_phonemes",
+    "speech_levels",
 ]
 
 _VOWEL_FIRST = set("aeiouAEIOUV03@")
@@ -109,7 +112,9 @@ def _sub_cost(a: str, b: str) -> float:
     return 1.0
 
 
-def _edit(a: list[str], b: list[str]) -> float:
+def phoneme_edit_distance(a: list[str], b: list[str]) -> float:
+    """Edit distance between phoneme sequences; substituting a variant of the same phoneme or one vowel for another
+    costs 0.5."""
     d = np.zeros((len(a) + 1, len(b) + 1))
     d[:, 0] = np.arange(len(a) + 1)
     d[0, :] = np.arange(len(b) + 1)
@@ -119,7 +124,7 @@ def _edit(a: list[str], b: list[str]) -> float:
     return float(d[len(a), len(b)])
 
 
-def _split(phones: list[str], prons: list[list[str]]) -> list[int] | None:
+def split_phonemes(phones: list[str], prons: list[list[str]]) -> list[int] | None:
     """Cut ``phones`` into ``len(prons)`` non-empty runs matching ``prons`` best; returns run sizes."""
     k, n = len(prons), len(phones)
     if n < k:
@@ -131,12 +136,12 @@ def _split(phones: list[str], prons: list[list[str]]) -> list[int] | None:
         if best is not None and cost >= best[0]:
             return
         if j == k - 1:
-            total = cost + _edit(phones[i:], prons[j])
+            total = cost + phoneme_edit_distance(phones[i:], prons[j])
             if best is None or total < best[0]:
                 best = (total, sizes + [n - i])
             return
         for size in range(1, n - i - (k - 1 - j) + 1):
-            rec(i + size, j + 1, sizes + [size], cost + _edit(phones[i:i + size], prons[j]))
+            rec(i + size, j + 1, sizes + [size], cost + phoneme_edit_distance(phones[i:i + size], prons[j]))
 
     rec(0, 0, [], 0.0)
     return best[1] if best else None
@@ -180,7 +185,7 @@ def assign_words(segs: list[Segment], word_starts: list[int], prons: list[list[s
             continue
         if prons is None:
             raise ValueError("a multi-word unit needs the words' pronunciations to be split")
-        sizes = _split([s.phoneme for s in mine], [[_strip_stress(p) for p in prons[w]] for w in g])
+        sizes = split_phonemes([s.phoneme for s in mine], [[_strip_stress(p) for p in prons[w]] for w in g])
         if sizes is None:
             raise ValueError(f"cannot split {len(mine)} phonemes among words {g}")
         i = 0
@@ -202,13 +207,20 @@ def _frame_db(audio: np.ndarray, sr: int, win_s: float = 0.005, hop_s: float = 0
     return 10 * np.log10(energy + 1e-3), hop, win
 
 
+def speech_levels(audio: np.ndarray, sr: int, *, silence_db: float = -35.0) -> tuple[np.ndarray, int, int, float]:
+    """Short-time levels of int16-scaled ``audio`` (dB of 5 ms windows every 1 ms) and the silence threshold:
+    ``silence_db`` below the 99th-percentile frame, but never under an amplitude of 30.  Returns
+    ``(db, hop, win, threshold)``."""
+    db, hop, win = _frame_db(audio, sr)
+    peak = float(np.percentile(db, 99)) if len(db) else 0.0
+    return db, hop, win, max(peak + silence_db, 10 * np.log10(30.0 ** 2))
+
+
 def refine(segs: list[Segment], audio: np.ndarray, sr: int, *, silence_db: float = -35.0) -> list[Segment]:
     """Apply the four corrections of the module doc, in place; returns ``segs``."""
     if not segs:
         return segs
-    db, hop, win = _frame_db(audio, sr)
-    peak = float(np.percentile(db, 99)) if len(db) else 0.0
-    silent_thr = max(peak + silence_db, 10 * np.log10(30.0 ** 2))
+    db, hop, win, silent_thr = speech_levels(audio, sr, silence_db=silence_db)
     ms = sr / 1000.0
 
     def frame_at(sample: int) -> int:

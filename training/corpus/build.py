@@ -1,9 +1,10 @@
-"""Build a synthetic LibriSpeech-layout corpus with espeak-ng: plan, synthesize, align, write.
+"""Build a synthetic LibriSpeech-layout corpus with one of the voices: plan, synthesize, align, write.
 
 Determinism: every utterance draws its sentence candidates, its voice jitter, its padding and the
-seed of espeak-ng's noise source from its own random streams, keyed by ``(seed, split, index)``,
-and is synthesized in a fresh fork of a never-used synthesizer (see
-:func:`training.corpus.espeak.synthesize_isolated`).  An utterance takes the first candidate that
+seed of the synthesizer's noise from its own random streams, keyed by ``(seed, split, index)``.
+espeak-ng synthesizes every utterance in a fresh fork of a never-used synthesizer (see
+:func:`training.corpus.espeak.synthesize_isolated`); piper's noise comes from that seed alone (see
+:mod:`training.corpus.piper`).  An utterance takes the first candidate that
 (1) no earlier utterance of the corpus has taken, (2) synthesizes and aligns cleanly and (3) lasts
 as long as asked.  The output therefore depends on the arguments only, not on ``workers``.
 """
@@ -27,9 +28,9 @@ import soundfile as sf
 import soxr
 
 from . import alignment as A
-from .espeak import PendingSynth, get_synthesizer, synthesize_isolated
 from .pairs import HELDOUT_PAIRS, TRAIN_PAIRS
 from .text import Sentence, SentenceGenerator, transcript
+from .voices import get_voice
 
 SAMPLE_RATE = 16000
 SPLITS = ("train-clean-100", "dev-clean", "test-clean")
@@ -38,69 +39,11 @@ SPLIT_KIND = {"train-clean-100": "train", "dev-clean": "eval", "test-clean": "ev
 CHAPTER_OFFSET = {"train-clean-100": 0, "dev-clean": 700, "test-clean": 850}
 CHAPTER_LIMIT = {"train-clean-100": 700, "dev-clean": 150, "test-clean": 150}
 
-# espeak-ng voice names for the accents used ("en" is espeak-ng's British English voice).
-ACCENTS = (
-    ("en-us", "en-us"),
-    ("en-gb", "en"),
-    ("en-gb-scotland", "en-gb-scotland"),
-    ("en-gb-x-rp", "en-gb-x-rp"),
-    ("en-029", "en-029"),
-    ("en-us-nyc", "en-us-nyc"),
-    ("en-gb-x-gbclan", "en-gb-x-gbclan"),
-    ("en-gb-x-gbcwmd", "en-gb-x-gbcwmd"),
-)
-VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
-            "klatt", "klatt2", "klatt3", "klatt4")
-SPEAKER_TABLE_SEED = 20250611  # fixed: speaker N is the same voice in every corpus
-SPEAKER_ID_BASE = 1001
-
-
-@dataclass(frozen=True)
-class Speaker:
-    id: int
-    accent: str  # e.g. "en-gb-scotland"
-    voice: str  # espeak-ng voice name with variant, e.g. "en-gb-scotland+f3"
-    sex: str  # "F" or "M" (from the variant)
-    pitch: int  # espeak-ng base pitch, 0-99
-    pitch_range: int  # 0-99
-    rate: int  # words per minute
-    peak: float  # output peak level (linear, full scale = 1)
-
-    def describe(self) -> str:
-        return f"{self.voice} pitch={self.pitch} range={self.pitch_range} rate={self.rate}"
-
-
-def speaker_table(n: int) -> list[Speaker]:
-    """The first ``n`` speakers of a fixed table (independent of the corpus seed).
-
-    The accents cycle so that any prefix of the table mixes all of them; each accent gets its
-    variants in a shuffled order.
-    """
-    rng = random.Random(SPEAKER_TABLE_SEED)
-    per_accent = {a: rng.sample(VARIANTS, len(VARIANTS)) for a, _ in ACCENTS}
-    combos = []
-    for k in range(len(VARIANTS)):
-        for accent, voice in ACCENTS:
-            combos.append((accent, voice, per_accent[accent][k]))
-    if n > len(combos):
-        raise ValueError(f"at most {len(combos)} speakers")
-    out = []
-    for k, (accent, voice, variant) in enumerate(combos[:n]):
-        female = variant.startswith("f")
-        pitch = rng.randint(45, 72) if female else rng.randint(22, 55)
-        out.append(Speaker(
-            id=SPEAKER_ID_BASE + k, accent=accent, voice=f"{voice}+{variant}", sex="F" if female else "M",
-            pitch=pitch, pitch_range=rng.randint(30, 85), rate=rng.randint(140, 182),
-            peak=round(rng.uniform(0.1, 0.2), 3),
-        ))
-    return out
-
-
 @dataclass(frozen=True)
 class Planned:
     split: str
     index: int  # position in the split
-    speaker: Speaker
+    speaker: object  # a speaker of the voice's table (voices.EspeakSpeaker, voices.PiperSpeaker)
     chapter: int
     utt: int
     focus_word: str | None  # near-homophone word for a carrier sentence, None for a general one
@@ -117,7 +60,7 @@ def split_sizes(total: int, fractions: tuple[float, float, float]) -> dict[str, 
     return dict(zip(SPLITS, sizes))
 
 
-def plan(seed: int, sizes: dict[str, int], speakers: list[Speaker], chapter_size: int,
+def plan(seed: int, sizes: dict[str, int], speakers: list, chapter_size: int,
          pair_fraction: dict[str, float], heldout_fraction: float) -> Iterator[Planned]:
     """The utterances to make, in order: split, speaker, chapter, utterance."""
     train_words = sorted({w for p in TRAIN_PAIRS for w in p})
@@ -164,16 +107,16 @@ class Candidate:
     sentence: Sentence
     words: list[str]  # lowercase words as in the synthesized text
     starts: list[int]  # 1-based char offsets of the words in the synthesized text
-    spoken: str  # the text given to espeak-ng
-    rate: int
-    pitch: int
+    spoken: str  # the text given to the synthesizer
+    settings: dict  # the voice's jitter around the speaker (voices.*.jitter)
 
 
 class UtteranceStream:
     """The candidates of one planned utterance, in a fixed order."""
 
-    def __init__(self, seed: int, item: Planned, gen: SentenceGenerator, max_words: int):
+    def __init__(self, seed: int, item: Planned, gen: SentenceGenerator, max_words: int, voice):
         self.item = item
+        self.voice = voice
         self.gen = gen
         self.max_words = max_words
         key = f"{seed}/{item.split}/{item.index}"
@@ -197,22 +140,18 @@ class UtteranceStream:
             body = s.text.rstrip("?")
             spoken = body + ("?" if s.text.endswith("?") else ".")
             matches = list(re.finditer(r"[a-z']+", body))
-            sp = self.item.speaker
             return Candidate(s, [m.group(0) for m in matches], [m.start() + 1 for m in matches], spoken,
-                             rate=sp.rate + self.voice_rng.randint(-6, 6),
-                             pitch=min(99, max(0, sp.pitch + self.voice_rng.randint(-4, 4))))
+                             self.voice.jitter(self.item.speaker, self.voice_rng))
 
-    def submit(self, cand: Candidate) -> PendingSynth:
-        sp = self.item.speaker
-        return synthesize_isolated(cand.spoken, pronounce=cand.words, voice=sp.voice, rate=cand.rate,
-                                   pitch=cand.pitch, pitch_range=sp.pitch_range, rand_seed=self.rand_seed)
+    def submit(self, cand: Candidate):
+        return self.voice.submit(cand.spoken, cand.words, self.item.speaker, cand.settings, self.rand_seed)
 
 
 @dataclass
 class Utterance:
     id: str
     split: str
-    speaker: Speaker
+    speaker: object
     chapter: int
     text: str  # uppercase transcript
     audio: np.ndarray  # int16 at 16 kHz
@@ -235,16 +174,14 @@ class Rejected(Exception):
 
 def finish(stream: UtteranceStream, cand: Candidate, result, min_speech: float, max_speech: float) -> Utterance:
     """Align, check, level, resample and pad one synthesized candidate (raises :class:`Rejected`)."""
+    if isinstance(result, ValueError) or len(result.audio) == 0:
+        raise Rejected(str(result) if isinstance(result, ValueError) else "no audio")
     sr = result.sample_rate
     audio = result.audio
-    if len(audio) == 0:
-        raise Rejected("no audio")
     try:
-        segs = A.raw_segments(result.events, len(audio))
-        segs = A.assign_words(segs, cand.starts, result.pronunciations)
+        segs = stream.voice.align(result, cand.starts)
     except ValueError as exc:
         raise Rejected(str(exc)) from exc
-    A.refine(segs, audio, sr)
     speech = (segs[-1].end - segs[0].start) / sr
     if not (min_speech <= speech <= max_speech):
         raise Rejected(f"speech lasts {speech:.2f} s")
@@ -253,7 +190,7 @@ def finish(stream: UtteranceStream, cand: Candidate, result, min_speech: float, 
         raise Rejected("empty word or negative phoneme")
 
     # level, resample, pad
-    x = audio.astype(np.float32) / 32768.0
+    x = audio.astype(np.float32) / 32768.0 if audio.dtype == np.int16 else audio.astype(np.float32)
     peak = float(np.max(np.abs(x))) or 1.0
     x *= stream.item.speaker.peak / peak
     y = soxr.resample(x, sr, SAMPLE_RATE)
@@ -288,6 +225,7 @@ class BuildConfig:
     min_speech: float = 1.0
     max_speech: float = 2.5
     max_words: int = 14
+    voice: str = "espeak"  # a name of voices.VOICES
     workers: int = 1
     overwrite: bool = False
 
@@ -326,12 +264,8 @@ def write_pair_lists(out: Path) -> None:
                 f.write(f"{a}\t{b}\n")
 
 
-def write_speakers(root: Path, speakers: list[Speaker], writer: CorpusWriter) -> None:
-    lines = [
-        "; Synthetic speakers (espeak-ng voice settings); LibriSpeech SPEAKERS.TXT layout.",
-        "; NAME is the espeak-ng voice+variant with base pitch, pitch range and rate (words/min).",
-        ";ID  |SEX| SUBSET           |MINUTES| NAME",
-    ]
+def write_speakers(root: Path, voice, speakers: list, writer: CorpusWriter) -> None:
+    lines = [*voice.speakers_header, ";ID  |SEX| SUBSET           |MINUTES| NAME"]
     for sp in speakers:
         for split in SPLITS:
             m = writer.minutes.get((sp.id, split))
@@ -342,9 +276,7 @@ def write_speakers(root: Path, speakers: list[Speaker], writer: CorpusWriter) ->
 
 def build(cfg: BuildConfig, progress: bool = True) -> dict:
     """Generate the corpus under ``cfg.out / "LibriSpeech"``; returns a summary dict."""
-    synth = get_synthesizer()  # raises EspeakNotAvailable with an install hint
-    if synth.used:
-        raise RuntimeError("build() needs a process that has not synthesized with espeak-ng yet")
+    voice = get_voice(cfg.voice, workers=cfg.workers, speech_seconds=(cfg.min_speech, cfg.max_speech))  # raises VoiceNotAvailable with an install hint
     root = Path(cfg.out) / "LibriSpeech"
     existing = [root / s for s in SPLITS if (root / s).exists()]
     if existing:
@@ -355,7 +287,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     write_pair_lists(Path(cfg.out))
 
-    speakers = speaker_table(cfg.speakers)
+    speakers = voice.speakers(cfg.speakers)
     sizes = split_sizes(cfg.utterances, cfg.split_fractions)
     items = plan(cfg.seed, sizes, speakers, cfg.chapter_size,
                  {"train": cfg.train_pair_fraction, "eval": cfg.eval_pair_fraction}, cfg.heldout_fraction)
@@ -393,7 +325,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
             except StopIteration:
                 exhausted = True
                 break
-            stream = UtteranceStream(cfg.seed, item, gens[SPLIT_KIND[item.split]], cfg.max_words)
+            stream = UtteranceStream(cfg.seed, item, gens[SPLIT_KIND[item.split]], cfg.max_words, voice)
             pending.append((stream, *propose(stream)))
         if not pending:
             break
@@ -419,25 +351,29 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     elapsed = time.perf_counter() - t0
     if bar is not None:
         bar.close()
-    write_speakers(root, speakers, writer)
+    write_speakers(root, voice, speakers, writer)
     summary = {
         "seed": cfg.seed,
         "utterances": dict(writer.count),
         "hours": round(total_seconds / 3600, 4),
         "flac_megabytes": round(total_bytes / 1e6, 3),
         "speakers": len(speakers),
-        "voices": sorted({sp.voice for sp in speakers}),
+        "voices": sorted({sp.voice for sp in speakers}) if cfg.voice == "espeak" else [sp.describe() for sp in speakers],
         "sentence_kinds": dict(kinds),
         "candidates_skipped": dict(stats),
         "seconds": round(elapsed, 2),
         "utterances_per_second": round(sum(writer.count.values()) / max(elapsed, 1e-9), 2),
-        "espeak_ng": synth.version,
+        **voice.info(),
     }
     return summary
 
 
 def config_dict(cfg: BuildConfig) -> dict:
+    """The configuration as JSON values.  The default voice is left out (the summary's ``espeak_ng`` or ``piper``
+    entry names the engine anyway), so that the committed sample's ``corpus_info.json`` keeps its bytes."""
     d = dataclasses.asdict(cfg)
     d["out"] = str(d["out"])
     d["split_fractions"] = list(d["split_fractions"])
+    if d["voice"] == BuildConfig.voice:
+        del d["voice"]
     return d

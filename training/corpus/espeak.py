@@ -12,11 +12,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import pickle
 import threading
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from . import VoiceNotAvailable
+from .forking import ForkedCall
 
 __all__ = [
     "EspeakNotAvailable",
@@ -73,7 +75,7 @@ PARAM_CAPITALS = 6
 PARAM_WORDGAP = 7
 
 
-class EspeakNotAvailable(RuntimeError):
+class EspeakNotAvailable(VoiceNotAvailable):
     """The espeak-ng library (or its data) cannot be loaded."""
 
 
@@ -319,42 +321,14 @@ class EspeakSynthesizer:
 _SYNTH: EspeakSynthesizer | None = None
 
 
-def _read_exactly(fd: int, n: int) -> bytes:
-    parts, got = [], 0
-    while got < n:
-        chunk = os.read(fd, min(n - got, 1 << 20))
-        if not chunk:
-            raise EOFError("synthesis child closed its pipe early")
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 class PendingSynth:
     """An utterance being synthesized in a forked child process; :meth:`result` waits for it."""
 
-    def __init__(self, pid: int, fd: int):
-        self._pid, self._fd, self._result = pid, fd, None
+    def __init__(self, call: ForkedCall):
+        self._call = call
 
     def result(self) -> SynthResult:
-        if self._result is None:
-            try:
-                size = int.from_bytes(_read_exactly(self._fd, 8), "little")
-                ok, payload = pickle.loads(_read_exactly(self._fd, size))
-            finally:
-                os.close(self._fd)
-                os.waitpid(self._pid, 0)
-            if not ok:
-                raise RuntimeError(f"espeak-ng synthesis failed in child process: {payload}")
-            audio, rate, events, prons = payload
-            self._result = SynthResult(np.frombuffer(audio, dtype=np.int16).copy(), rate, [EspeakEvent(*e) for e in events], prons)
-        return self._result
+        return self._call.result()
 
 
 def synthesize_isolated(text: str, pronounce: list[str] | None = None, **settings) -> PendingSynth:
@@ -370,24 +344,13 @@ def synthesize_isolated(text: str, pronounce: list[str] | None = None, **setting
     synth = get_synthesizer()
     if synth.used:
         raise RuntimeError("synthesize_isolated needs a synthesizer that has not synthesized in this process")
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: synthesize, send, and leave without running any Python exit machinery
-        code = 0
-        try:
-            os.close(rfd)
-            try:
-                res = synth.synthesize(text, **settings)
-                prons = [synth.pronunciation(w) for w in pronounce] if pronounce else None
-                payload = (True, (res.audio.tobytes(), res.sample_rate, [tuple(e.__dict__.values()) for e in res.events], prons))
-            except BaseException as exc:  # report, never raise past fork
-                payload, code = (False, repr(exc)), 1
-            data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-            _write_all(wfd, len(data).to_bytes(8, "little") + data)
-        finally:
-            os._exit(code)
-    os.close(wfd)
-    return PendingSynth(pid, rfd)
+
+    def child() -> SynthResult:
+        res = synth.synthesize(text, **settings)
+        res.pronunciations = [synth.pronunciation(w) for w in pronounce] if pronounce else None
+        return res
+
+    return PendingSynth(ForkedCall(child, what="espeak-ng synthesis"))
 
 
 def get_synthesizer() -> EspeakSynthesizer:
