@@ -11,6 +11,7 @@ from .configuration_animation import ANIMATION_DATASETS, AnimationConfig, Animat
 from .configuration_codetalker import CODETALKER_PRESETS, CODETALKER_VQVAE_PRESETS, CodeTalkerConfig, CodeTalkerVQVAEConfig
 from .configuration_facediffuser import FACEDIFFUSER_PRESETS, FaceDiffuserConfig
 from .configuration_faceformer import FACEFORMER_DATASETS, FACEFORMER_PRESETS, FaceFormerConfig
+from .configuration_unitalker import UNITALKER_PRESETS, UNITALKER_SIZES, UniTalkerConfig
 from .configuration_voca import VOCA_PRESETS, VOCAConfig
 from .configuration_wav2sem import WAV2SEM_PRESETS, Wav2SemConfig, Wav2SemFusedConfig
 from .modeling_animation import AnimationOutput, AnimationPreTrainedModel
@@ -23,6 +24,7 @@ from .modeling_codetalker import (
 )
 from .modeling_facediffuser import FaceDiffuserForAnimation, FaceDiffuserOutput, FaceDiffuserPreTrainedModel
 from .modeling_faceformer import FaceFormerForAnimation, FaceFormerOutput, FaceFormerPreTrainedModel
+from .modeling_unitalker import UniTalkerForAnimation, UniTalkerOutput, UniTalkerPreTrainedModel
 from .modeling_voca import VOCAForAnimation, VOCAOutput
 from .modeling_wav2sem import (
     Wav2SemFusedEncoder,
@@ -44,6 +46,7 @@ def _register_auto_classes():
         (CodeTalkerVQVAEConfig, CodeTalkerVQVAE),
         (CodeTalkerConfig, CodeTalkerForAnimation),
         (FaceDiffuserConfig, FaceDiffuserForAnimation),
+        (UniTalkerConfig, UniTalkerForAnimation),
     ):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
@@ -79,6 +82,12 @@ __all__ = [
     "FaceFormerForAnimation",
     "FaceFormerOutput",
     "FaceFormerPreTrainedModel",
+    "UNITALKER_PRESETS",
+    "UNITALKER_SIZES",
+    "UniTalkerConfig",
+    "UniTalkerForAnimation",
+    "UniTalkerOutput",
+    "UniTalkerPreTrainedModel",
     "VOCA_PRESETS",
     "VOCAConfig",
     "VOCAForAnimation",
