@@ -21,8 +21,12 @@ that follows each character with it.  Units: stress marks (``ˈ ˌ``) join the f
 other modifiers (``ː``, combining marks) the preceding one, and the diphthongs and affricates of :data:`DIGRAPHS`
 become one unit (``eɪ``, ``tʃ``), so a unit is a phoneme as espeak-ng's ASCII mnemonics count them, written in IPA
 without stress (``ʃ iː p``).  Spaces, punctuation and the sentence-start/end ids are separators: their non-silent
-frames go to the phoneme next to them (to both halves when the separator has no silent frame at all), their silent
-frames stay gaps.  espeak-ng phonemizes some word sequences as one unit ("in the" -> ``ɪnðə``, "there was"); they
+frames go to the phoneme next to them (half to each when the separator has no silent frame at all), their silent
+frames stay gaps, and a phoneme next to such a gap loses its own silent frames at that edge.  Between two words of a
+phrase (only a space between them) a silence before a stop is the stop's closure and belongs to it, and a silence
+shorter than :data:`PAUSE_SECONDS` is no pause and is split like sound.  "Silent" is 35 dB under the utterance's
+99th-percentile level in 5 ms windows, as for espeak-ng (:func:`training.corpus.alignment.speech_levels`).
+espeak-ng phonemizes some word sequences as one unit ("in the" -> ``ɪnðə``, "there was"); they
 are cut by matching each word's own pronunciation (:func:`training.corpus.alignment.split_phonemes`).
 How accurate: a boundary is where the model's frames change phoneme, 11.6 ms steps at 22.05 kHz; the waveform
 decoder and the flow mix neighbouring frames, so acoustic boundaries inside words can sit a frame or two away
