@@ -22,6 +22,7 @@ from training.faces.datasets import (  # noqa: E402
     BIWI_SUBJECTS,
     VOCASET_SENTENCES,
     VOCASET_SUBJECTS,
+    GRID_STEPS,
     get_spec,
     plan_sequences,
 )
@@ -32,6 +33,7 @@ from training.make_sample_faces import generate, main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "training" / "sample_data" / "vocaset"
+COMMITTED_BIWI = REPO / "training" / "sample_data" / "biwi"
 
 # Hand-written espeak-ng mnemonics for the fixture's words.
 LEXICON = {
@@ -252,7 +254,7 @@ def test_corpus_without_sidecars_is_a_clear_error(tmp_path):
     lib = make_corpus(tmp_path, per_speaker=1, sidecars=False)
     with pytest.raises(CorpusError, match="alignment.jsonl"):
         load_corpus(lib)
-    assert main(["--corpus", str(lib), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert main(["--corpus", str(lib), "--output_dir", str(tmp_path / "o"), "--quiet"]) == 2
 
 
 def test_corpus_loading(corpus):
@@ -339,6 +341,9 @@ def test_biwi_layout(biwi):
     templates, info = _check_layout(out, 25, r"[FM]\d_e\d\d", stems)
     assert set(templates) == set(BIWI_SUBJECTS)
     assert info["fps"] == 25
+    # A reduced-size mesh of its own (BIWI's is 23,370 vertices): another mesh type than the VOCASET layout's.
+    assert info["num_vertices"] == build_topology(GRID_STEPS["biwi"]).num_vertices == 318
+    assert build_topology(GRID_STEPS["vocaset"]).num_vertices == 270
 
 
 def test_generation_is_deterministic(corpus, vocaset, tmp_path):
@@ -357,7 +362,25 @@ def test_generation_is_deterministic(corpus, vocaset, tmp_path):
 
 def test_refuses_to_overwrite(corpus, vocaset):
     out, _ = vocaset
-    assert main(["--corpus", str(corpus), "--out", str(out), "--quiet", "--max-sentences", "1"]) == 2
+    assert main(["--corpus", str(corpus), "--output_dir", str(out), "--quiet", "--max_sentences", "1"]) == 2
+
+
+def test_old_flag_spellings_still_work_with_a_warning(corpus, tmp_path, capsys):
+    argv = ["--corpus", str(corpus), "--out", str(tmp_path / "o"), "--quiet", "--max-sentences", "1", "--no-preview",
+            "--subjects", "F2", "--format", "biwi"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "--out is deprecated; use --output_dir" in err and "--max-sentences is deprecated" in err
+    assert "--no-preview is deprecated; use --no_preview" in err
+    info = json.loads((tmp_path / "o" / "info.json").read_text())
+    assert info["sequences"] == 3 and not (tmp_path / "o" / "preview.png").exists()
+    assert "--output_dir" in info["command"] and "--out " not in info["command"]  # recorded in the new dialect
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    assert "--output_dir" in help_text and "--max_sentences" in help_text and "--out " not in help_text
 
 
 def test_preview_png(corpus, tmp_path):
@@ -387,6 +410,18 @@ def test_committed_vocaset_sample():
     assert (COMMITTED / "preview.png").exists()
     size = sum(p.stat().st_size for p in COMMITTED.rglob("*") if p.is_file())
     assert size < 8.5e6
+
+
+@pytest.mark.skipif(not (COMMITTED_BIWI / "info.json").exists(), reason="committed BIWI sample not generated yet")
+def test_committed_biwi_sample():
+    templates, info = _check_layout(COMMITTED_BIWI, 25, r"[FM]\d_e\d\d")
+    assert set(templates) == set(BIWI_SUBJECTS) and info["num_vertices"] == 318
+    man = [json.loads(line) for line in (COMMITTED_BIWI / "manifest.jsonl").read_text().splitlines()]
+    assert {(m["split"], m["sentence"]) for m in man} == {("train", 1), ("val", 33), ("test", 37)}
+    assert {m["subject"] for m in man} == set(BIWI_SPLIT_SUBJECTS)
+    assert {m["source_split"] for m in man if m["split"] == "test"} == {"test-clean"}
+    size = sum(p.stat().st_size for p in COMMITTED_BIWI.rglob("*") if p.is_file())
+    assert size < 6.5e6
 
 
 def test_split_conventions():

@@ -9,11 +9,11 @@ Usage::
 
     # the committed sample (training/sample_data/vocaset, about 7.8 MB)
     python -m training.make_sample_faces --corpus training/sample_data/LibriSpeech \\
-        --out training/sample_data/vocaset --format vocaset --seed 0 --max-sentences train=1,val=1,test=2
+        --output_dir training/sample_data/vocaset --format vocaset --seed 0 --max_sentences train=1,val=1,test=2
 
     # the full layouts (VOCASET: 400 sequences, about 200 MB; BIWI: 240 sequences, about 60 MB)
-    python -m training.make_sample_faces --corpus training/sample_data/LibriSpeech --out DIR --format vocaset
-    python -m training.make_sample_faces --corpus training/sample_data/LibriSpeech --out DIR --format biwi
+    python -m training.make_sample_faces --corpus training/sample_data/LibriSpeech --output_dir DIR --format vocaset
+    python -m training.make_sample_faces --corpus training/sample_data/LibriSpeech --output_dir DIR --format biwi
 
 Outputs (in OUT): ``wav/``, ``vertices_npy/``, ``templates.pkl``, ``regions/lip_vertices.txt``
 (``", "``-separated), ``regions/upper_face_vertices.txt`` (``","``-separated), ``mesh.obj``
@@ -46,8 +46,9 @@ from .faces.datasets import (
     get_spec,
     plan_sequences,
 )
-from .faces.mesh import FaceShape, make_template
+from .faces.mesh import FaceShape, build_topology, make_template
 from .faces.regions import LIP_FILE, UPPER_FACE_FILE, write_region
+from .common.cli import kebab_case_aliases, rename_deprecated_flags
 from .faces.visemes import PARAMS
 
 FORMATS = ("vocaset", "biwi")
@@ -106,14 +107,14 @@ def generate(
     utts = load_corpus(corpus)
     plan = plan_sequences(spec, utts, max_sentences=max_sentences, subjects=subjects)
     if not plan:
-        raise CorpusError("nothing to generate (check --subjects / --max-sentences)")
+        raise CorpusError("nothing to generate (check --subjects / --max_sentences)")
     _prepare_out(out, overwrite, clear=True)
     (out / "wav").mkdir()
     (out / "vertices_npy").mkdir()
     if save_params:
         (out / "mouth_params").mkdir()
 
-    anim = FaceAnimator(seed=seed, dataset=fmt)
+    anim = FaceAnimator(seed=seed, dataset=fmt, topo=build_topology(spec.grid_step))
     topo = anim.topo
     try:
         from tqdm.auto import tqdm
@@ -228,11 +229,16 @@ def _readme(info: dict, manifest: list[dict]) -> str:
     full = info["max_sentences"] is None
     ms = info["max_sentences"]
     limit = ", ".join(f"{k} {v}" for k, v in ms.items()) if isinstance(ms, dict) else str(ms)
+    examples = (
+        "e.g. `_sentence01` for training subjects and `_sentence21` for validation / test subjects (an exact subset "
+        "of the full generation with the same corpus and seed; the full layout has 40 resp. 20)" if fmt == "vocaset"
+        else "`_e01`, `_e33` and `_e37` for the train, val and test ranges (an exact subset of the full generation "
+        "with the same corpus and seed; the full layout has 32, 4 and 4 per subject)"
+    )
     subset = (
         "This is the full layout." if full else
         f"This is a reduced version: at most {limit} sentence(s) per subject, the first of each subject's "
-        "range, e.g. `_sentence01` for training subjects and `_sentence21` for validation / test subjects (an exact "
-        "subset of the full generation with the same corpus and seed; the full layout has 40 resp. 20)."
+        f"range, {examples}."
     )
     lines = [
         f"# Synthetic {fmt.upper()}-layout lip-sync sample",
@@ -281,6 +287,14 @@ def _readme(info: dict, manifest: list[dict]) -> str:
             "test-clean (so held-out sentences stay held out).",
             "",
         ]
+    else:
+        lines += [
+            "BIWI's splits (Test-A: the six training subjects' sentences 37-40), naming and 25 fps, on a reduced-size "
+            f"mesh: {info['num_vertices']} vertices instead of BIWI's 23,370 (a denser skin grid than the VOCASET "
+            "layout's, so a mixture of the two has two mesh types). Train sentences take train-clean-100 utterances, "
+            "val dev-clean, test test-clean.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -292,32 +306,41 @@ def _parse_limits(text: str) -> int | dict:
         role, _, n = part.partition("=")
         role = role.strip()
         if role not in ("train", "val", "test"):
-            raise argparse.ArgumentTypeError(f"unknown split {role!r} in --max-sentences (train, val, test)")
+            raise argparse.ArgumentTypeError(f"unknown split {role!r} in --max_sentences (train, val, test)")
         out[role] = int(n)
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.make_sample_faces", description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", required=True, help="LibriSpeech-layout folder with *.alignment.jsonl sidecars")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--output_dir", required=True, help="output folder")
     p.add_argument("--format", choices=FORMATS, default="vocaset")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-sentences", type=_parse_limits, default=None,
+    p.add_argument("--max_sentences", type=_parse_limits, default=None,
                    help="keep only the first N sentences of each subject's range (smaller sample): N, or per split "
                         "as train=N,val=N,test=N")
     p.add_argument("--subjects", default=None, help="comma-separated subset of subjects")
-    p.add_argument("--no-preview", action="store_true", help="do not render preview.png")
+    p.add_argument("--no_preview", action="store_true", help="do not render preview.png")
     p.add_argument("--gif", action="store_true", help="also render preview.gif (one test sequence)")
-    p.add_argument("--save-params", action="store_true", help="also write mouth_params/<name>.npy (T x 8)")
-    p.add_argument("--overwrite", action="store_true", help="replace a previous generation in --out")
+    p.add_argument("--save_params", action="store_true", help="also write mouth_params/<name>.npy (T x 8)")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous generation in --output_dir")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
+    prog = "python -m training.make_sample_faces"
+    # The package's one CLI dialect; the old spellings (--out, --max-sentences, ...) still work, with a warning.
+    argv = rename_deprecated_flags(argv, {"--out": "--output_dir"}, prog=prog)
+    argv = rename_deprecated_flags(argv, kebab_case_aliases(p), prog=prog)
     args = p.parse_args(argv)
-    command = "python -m training.make_sample_faces " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python -m training.make_sample_faces " + " ".join(shlex.quote(a) for a in argv)
     try:
         info = generate(
             args.corpus,
-            args.out,
+            args.output_dir,
             fmt=args.format,
             seed=args.seed,
             max_sentences=args.max_sentences,
@@ -334,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(
         f"wrote {info['sequences']} sequences ({info['frames']} frames, {info['seconds']} s of audio), "
-        f"{info['num_vertices']} vertices, to {args.out} in {info['total_seconds']} s"
+        f"{info['num_vertices']} vertices, to {args.output_dir} in {info['total_seconds']} s"
     )
     return 0
 

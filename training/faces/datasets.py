@@ -62,12 +62,19 @@ class Assignment:
     reused: bool  # the utterance also serves another slot (corpus too small)
 
 
+# The skin-grid spacing of each layout's procedural mesh (metres). BIWI's real mesh (23,370 vertices) is far larger
+# than VOCASET's (5,023); the synthetic BIWI layout keeps that difference in kind with a denser, still small mesh
+# (318 vs 270 vertices), so a mixture of the two has two mesh types.
+GRID_STEPS = {"vocaset": 0.013, "biwi": 0.011}
+
+
 @dataclass(frozen=True)
 class LayoutSpec:
     name: str
     fps: int
     subjects: tuple  # every subject written to templates.pkl
     slots: tuple
+    grid_step: float = GRID_STEPS["vocaset"]
 
     def sequence_name(self, subject: str, sentence: int) -> str:
         return ANIMATION_DATASETS[self.name].sequence_name(subject, sentence)
@@ -86,7 +93,7 @@ def vocaset_spec() -> LayoutSpec:
             for i, n in enumerate(VOCASET_SENTENCES[role]):
                 slots.append(Slot(subj, n, role, i))
     subjects = tuple(s for v in VOCASET_SUBJECTS.values() for s in v)
-    return LayoutSpec("vocaset", int(_VOCASET.capture_fps), subjects, tuple(slots))
+    return LayoutSpec("vocaset", int(_VOCASET.capture_fps), subjects, tuple(slots), GRID_STEPS["vocaset"])
 
 
 def biwi_spec() -> LayoutSpec:
@@ -95,7 +102,7 @@ def biwi_spec() -> LayoutSpec:
         for role, rng in BIWI_SENTENCES.items():
             for i, n in enumerate(rng):
                 slots.append(Slot(subj, n, role, i))
-    return LayoutSpec("biwi", int(_BIWI.capture_fps), tuple(BIWI_SUBJECTS), tuple(slots))
+    return LayoutSpec("biwi", int(_BIWI.capture_fps), tuple(BIWI_SUBJECTS), tuple(slots), GRID_STEPS["biwi"])
 
 
 def get_spec(name: str) -> LayoutSpec:

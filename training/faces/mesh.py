@@ -234,8 +234,9 @@ def _brow(t_count: int = N_BROW):
     return t, np.stack([x, y], 1)
 
 
-def build_topology() -> FaceTopology:
-    """Create the (subject independent) vertex layout and triangles."""
+def build_topology(grid_step: float = GRID_STEP) -> FaceTopology:
+    """Create the (subject independent) vertex layout and triangles; `grid_step` (metres) spaces the skin grid (a
+    smaller step gives a denser mesh: the BIWI layout's sample uses one, so its vertex count differs from VOCASET's)."""
     pts: list[np.ndarray] = []
     groups: dict[str, np.ndarray] = {}
     thetas: list[np.ndarray] = []
@@ -285,10 +286,10 @@ def build_topology() -> FaceTopology:
 
     # hexagonal skin grid inside the outline, away from the features and the mouth / eye openings
     rows = []
-    dy = GRID_STEP * np.sqrt(3) / 2
+    dy = grid_step * np.sqrt(3) / 2
     for i, y in enumerate(np.arange(FACE_CY - FACE_B, FACE_CY + FACE_B + 1e-9, dy)):
-        off = 0.5 * GRID_STEP * (i % 2)
-        for x in np.arange(-FACE_A - off, FACE_A + GRID_STEP, GRID_STEP) + off:
+        off = 0.5 * grid_step * (i % 2)
+        for x in np.arange(-FACE_A - off, FACE_A + grid_step, grid_step) + off:
             rows.append((x, y))
     grid = np.array(rows)
     inside = (grid[:, 0] / FACE_A) ** 2 + ((grid[:, 1] - FACE_CY) / FACE_B) ** 2 < 0.84
@@ -297,7 +298,7 @@ def build_topology() -> FaceTopology:
     for sx in (-1, 1):
         eyes |= ((grid[:, 0] - sx * EYE_X) / (EYE_W + 0.006)) ** 2 + ((grid[:, 1] - EYE_Y) / 0.0125) ** 2 < 1.0
     d = np.sqrt(((grid[:, None, :] - features[None, :, :]) ** 2).sum(-1)).min(1)
-    keep = inside & ~mouth & ~eyes & (d > 0.55 * GRID_STEP)
+    keep = inside & ~mouth & ~eyes & (d > 0.55 * grid_step)
     # keep the grid symmetric: sort by (y, x)
     g = grid[keep]
     g = g[np.lexsort((g[:, 0], g[:, 1]))]
