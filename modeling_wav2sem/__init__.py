@@ -11,6 +11,7 @@ from .configuration_animation import ANIMATION_DATASETS, AnimationConfig, Animat
 from .configuration_codetalker import CODETALKER_PRESETS, CODETALKER_VQVAE_PRESETS, CodeTalkerConfig, CodeTalkerVQVAEConfig
 from .configuration_facediffuser import FACEDIFFUSER_PRESETS, FaceDiffuserConfig
 from .configuration_faceformer import FACEFORMER_DATASETS, FACEFORMER_PRESETS, FaceFormerConfig
+from .configuration_lgldm import LGLDM_PRESETS, LGLDMConfig
 from .configuration_unitalker import UNITALKER_PRESETS, UNITALKER_SIZES, UniTalkerConfig
 from .configuration_voca import VOCA_PRESETS, VOCAConfig
 from .configuration_wav2sem import WAV2SEM_PRESETS, Wav2SemConfig, Wav2SemFusedConfig
@@ -24,6 +25,7 @@ from .modeling_codetalker import (
 )
 from .modeling_facediffuser import FaceDiffuserForAnimation, FaceDiffuserOutput, FaceDiffuserPreTrainedModel
 from .modeling_faceformer import FaceFormerForAnimation, FaceFormerOutput, FaceFormerPreTrainedModel
+from .modeling_lgldm import LGLDMForAnimation, LGLDMOutput, LGLDMPreTrainedModel
 from .modeling_unitalker import UniTalkerForAnimation, UniTalkerOutput, UniTalkerPreTrainedModel
 from .modeling_voca import VOCAForAnimation, VOCAOutput
 from .modeling_wav2sem import (
@@ -45,6 +47,7 @@ def _register_auto_classes():
         (VOCAConfig, VOCAForAnimation),
         (CodeTalkerVQVAEConfig, CodeTalkerVQVAE),
         (CodeTalkerConfig, CodeTalkerForAnimation),
+        (LGLDMConfig, LGLDMForAnimation),
         (FaceDiffuserConfig, FaceDiffuserForAnimation),
         (UniTalkerConfig, UniTalkerForAnimation),
     ):
@@ -77,6 +80,11 @@ __all__ = [
     "FaceDiffuserOutput",
     "FaceDiffuserPreTrainedModel",
     "FACEFORMER_DATASETS",
+    "LGLDM_PRESETS",
+    "LGLDMConfig",
+    "LGLDMForAnimation",
+    "LGLDMOutput",
+    "LGLDMPreTrainedModel",
     "FACEFORMER_PRESETS",
     "FaceFormerConfig",
     "FaceFormerForAnimation",

@@ -150,29 +150,44 @@ class CodeTalkerVQVAEConfig(PreTrainedConfig):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def fill_stage1_config(config: AnimationConfig):
-    """Build `config.vqvae_config` of a model that holds a frozen CodeTalker stage 1 (CodeTalker's predictor, LG-LDM):
-    a dict (or `None`) is filled from the stage-1 preset of the same dataset with the model's `vertice_dim`, so partial
-    overrides work (`{"hidden_size": 64}`)."""
-    vqvae = config.vqvae_config
-    if not isinstance(vqvae, PreTrainedConfig):
-        fields = {k: v for k, v in copy.deepcopy(vqvae or {}).items() if k != "model_type"}
-        data = config.dataset_info.name if config.dataset is not None else None
-        fields.setdefault("dataset", data if data in CODETALKER_VQVAE_PRESETS else None)
-        fields.setdefault("vertice_dim", config.vertice_dim)
-        config.vqvae_config = CodeTalkerVQVAEConfig(**fields)
+class FrozenVQVAEConfigMixin:
+    """For the config of a model with a FaceFormer-style decoder over a frozen CodeTalker stage 1 (CodeTalker's
+    predictor, LG-LDM's denoiser; fields `vqvae_config`, `feature_dim`, `num_attention_heads`, `intermediate_size`):
+    the feed-forward width `2 * feature_dim` by default, `vqvae_config` built from a dict (or `None`) over the stage-1
+    preset of the same dataset with the model's `vertice_dim` (so partial overrides work: `{"hidden_size": 64}`), and
+    the checks that the stage 1 reconstructs the model's meshes and that the decoder width splits into its heads. Mix
+    in before `AnimationConfig`."""
+
+    def __post_init__(self, **kwargs):
+        if self.intermediate_size is None:
+            self.intermediate_size = 2 * self.feature_dim
+        super().__post_init__(**kwargs)
+
+    def _fill_from_preset(self):
+        super()._fill_from_preset()
+        vqvae = self.vqvae_config
+        if not isinstance(vqvae, PreTrainedConfig):
+            fields = {k: v for k, v in copy.deepcopy(vqvae or {}).items() if k != "model_type"}
+            data = self.dataset_info.name if self.dataset is not None else None
+            fields.setdefault("dataset", data if data in CODETALKER_VQVAE_PRESETS else None)
+            fields.setdefault("vertice_dim", self.vertice_dim)
+            self.vqvae_config = CodeTalkerVQVAEConfig(**fields)
+
+    def validate_architecture(self):
+        super().validate_architecture()
+        if self.vqvae_config.vertice_dim != self.vertice_dim:
+            raise ValueError(
+                f"The stage-1 model reconstructs {self.vqvae_config.vertice_dim} values per frame; this model predicts "
+                f"vertice_dim={self.vertice_dim}."
+            )
+        if self.feature_dim % self.num_attention_heads != 0 or self.feature_dim % 2 != 0:
+            raise ValueError(
+                f"feature_dim ({self.feature_dim}) must be even and divisible by num_attention_heads "
+                f"({self.num_attention_heads})."
+            )
 
 
-def check_stage1_config(config: AnimationConfig):
-    """The stage-1 model must reconstruct the meshes the model predicts."""
-    if config.vqvae_config.vertice_dim != config.vertice_dim:
-        raise ValueError(
-            f"The stage-1 model reconstructs {config.vqvae_config.vertice_dim} values per frame; this model predicts "
-            f"vertice_dim={config.vertice_dim}."
-        )
-
-
-class CodeTalkerConfig(AnimationConfig):
+class CodeTalkerConfig(FrozenVQVAEConfigMixin, AnimationConfig):
     r"""
     Configuration of [`CodeTalkerForAnimation`], CodeTalker's stage 2: an audio encoder (wav2vec2-family, CNN frozen,
     conv features resampled to the vertex rate), `audio_feature_map` Linear(hidden, d), a speaker style embedding,
@@ -230,24 +245,9 @@ class CodeTalkerConfig(AnimationConfig):
     reg_weight: float = 1.0
     max_seq_len: int = 600
 
-    def __post_init__(self, **kwargs):
-        if self.intermediate_size is None:
-            self.intermediate_size = 2 * self.feature_dim
-        super().__post_init__(**kwargs)
-
-    def _fill_from_preset(self):
-        super()._fill_from_preset()
-        fill_stage1_config(self)
-
     def validate_architecture(self):
         """Reject inconsistent settings with a clear message."""
         super().validate_architecture()
-        check_stage1_config(self)
-        if self.feature_dim % self.num_attention_heads != 0 or self.feature_dim % 2 != 0:
-            raise ValueError(
-                f"feature_dim ({self.feature_dim}) must be even and divisible by num_attention_heads "
-                f"({self.num_attention_heads})."
-            )
         if self.period < 1 or self.audio_frames_per_vertex_frame < 1:
             raise ValueError("period and audio_frames_per_vertex_frame must be >= 1.")
         if self.audio_resampling not in ("interpolate", "truncate"):
@@ -259,6 +259,5 @@ __all__ = [
     "CODETALKER_VQVAE_PRESETS",
     "CodeTalkerConfig",
     "CodeTalkerVQVAEConfig",
-    "check_stage1_config",
-    "fill_stage1_config",
+    "FrozenVQVAEConfigMixin",
 ]

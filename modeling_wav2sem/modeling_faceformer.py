@@ -210,15 +210,16 @@ class FaceFormerDecoderMixin:
             self._mask_cache[key] = cached
         return cached[:, :length, :length]
 
-    def _decode(self, inputs: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        """The full decoder over `(B, n, d)` inputs (teacher forcing and the naive loop)."""
+    def _decode(self, inputs: torch.Tensor, memory: torch.Tensor, frames_per_vertex: int | None = None) -> torch.Tensor:
+        """The full decoder over `(B, n, d)` inputs (teacher forcing and the naive loop); frame t attends to memory
+        frames `[k*t, k*t + k)`, k = `frames_per_vertex` (default `config.audio_frames_per_vertex_frame`)."""
         batch, length, _ = inputs.shape
         heads = self.config.num_attention_heads
         tgt_mask = self.biased_mask(length, inputs.device, inputs.dtype)
         tgt_mask = tgt_mask[None].expand(batch, -1, -1, -1).reshape(batch * heads, length, length)
-        memory_mask = alignment_mask(
-            length, memory.shape[1], self.config.audio_frames_per_vertex_frame, device=inputs.device
-        )
+        if frames_per_vertex is None:
+            frames_per_vertex = self.config.audio_frames_per_vertex_frame
+        memory_mask = alignment_mask(length, memory.shape[1], frames_per_vertex, device=inputs.device)
         return self.transformer_decoder(inputs, memory, tgt_mask=tgt_mask, memory_mask=memory_mask)
 
 

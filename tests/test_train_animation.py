@@ -50,6 +50,11 @@ TINY_OVERRIDES = {
         "vqvae_config": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 24,
                          "tokens_per_frame": 4, "code_dim": 4, "num_embeddings": 32},
     },
+    "lgldm": {
+        "feature_dim": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "num_inference_steps": 3,
+        "vqvae_config": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 24,
+                         "tokens_per_frame": 4, "code_dim": 4, "num_embeddings": 32},
+    },
 }
 
 
@@ -212,7 +217,7 @@ STAGED = sorted(name for name, recipe in ANIMATION_RECIPES.items() if len(recipe
 def test_stages_one_at_a_time_equal_one_run(model, encoders, tmp_path, trained_staged):
     """`--stage vqvae`, then `--stage predictor --vqvae OUT/vqvae`, gives the one-run model; the intermediate model
     is saved under OUTPUT/<stage>/, and the card names every stage."""
-    one_run = trained_staged
+    one_run = trained_staged(model)
     first, second = ANIMATION_RECIPES[model].training_stages
     assert (one_run / first.name / "model.safetensors").is_file()
     assert not (one_run / first.name / "checkpoints").exists()  # a complete stage keeps its model, not its state
@@ -235,7 +240,7 @@ def test_stages_one_at_a_time_equal_one_run(model, encoders, tmp_path, trained_s
     with pytest.raises(ValueError, match="needs a trained vqvae"):
         train_animation.parse_args(run_args(encoders, tmp_path, model, "--stage", second.name))
     with pytest.raises(ValueError, match="--stage must be"):
-        train_animation.parse_args(run_args(encoders, tmp_path, model, "--stage", "diffusion"))
+        train_animation.parse_args(run_args(encoders, tmp_path, model, "--stage", "no-such-stage"))
 
 
 def test_codetalker_vocaset_stage1_halves_the_learning_rate_every_20_epochs():
@@ -250,9 +255,16 @@ def test_codetalker_vocaset_stage1_halves_the_learning_rate_every_20_epochs():
 
 @pytest.fixture(scope="module")
 def trained_staged(encoders, tmp_path_factory):
-    out = tmp_path_factory.mktemp("staged") / "one-run"
-    train_animation.main(run_args(encoders, out, STAGED[0], "--render_frames", "0"))
-    return out
+    """`model -> folder` of its one run over all stages (trained once per model)."""
+    runs = {}
+
+    def run(model: str):
+        if model not in runs:
+            runs[model] = tmp_path_factory.mktemp(f"staged-{model}") / "one-run"
+            train_animation.main(run_args(encoders, runs[model], model, "--render_frames", "0"))
+        return runs[model]
+
+    return run
 
 
 @pytest.mark.parametrize("model", STAGED)

@@ -1,5 +1,6 @@
 """transformers' own common model and config tests (`ModelTesterMixin`, `ConfigTester`) on Wav2SemModel,
-Wav2SemFusedEncoder, the animation models (FaceFormerForAnimation, VOCAForAnimation, CodeTalkerForAnimation) and
+Wav2SemFusedEncoder, the animation models (FaceFormerForAnimation, VOCAForAnimation, CodeTalkerForAnimation,
+LGLDMForAnimation) and
 CodeTalker's stage-1 CodeTalkerVQVAE (vertices in, no audio), with tiny configs, on CPU.
 
 The animation models take a template and a speaker besides the audio: the tester passes them in every input dict (and
@@ -23,6 +24,7 @@ from modeling_wav2sem import (
     CodeTalkerVQVAE,
     CodeTalkerVQVAEConfig,
     FaceFormerForAnimation,
+    LGLDMForAnimation,
     VOCAForAnimation,
     Wav2SemConfig,
     Wav2SemFusedConfig,
@@ -482,7 +484,10 @@ class _AnimationCommonTests(ModelTesterMixin):
                 self.assertEqual(model.audio_encoder.config._attn_implementation, implementation)
                 with torch.no_grad():
                     outputs[implementation] = model(**inputs)
-            for key in ("vertices", "audio_features", "last_hidden_state"):
+            # Everything the output holds (a sampled model's has no single last hidden state).
+            self.assertEqual(outputs["sdpa"].keys(), outputs["eager"].keys())
+            self.assertTrue({"vertices", "audio_features"} <= set(outputs["eager"].keys()))
+            for key in outputs["eager"].keys():
                 torch.testing.assert_close(outputs["sdpa"][key], outputs["eager"][key], atol=1e-5, rtol=1e-4)
 
 
@@ -513,6 +518,23 @@ TINY_CODETALKER_VQ = {"hidden_size": 8, "num_hidden_layers": 1, "num_attention_h
 class CodeTalkerCommonTest(_AnimationCommonTests, unittest.TestCase):
     all_model_classes = (CodeTalkerForAnimation,)
     model_fields = {"feature_dim": 8, "num_attention_heads": 2, "num_hidden_layers": 1, "vqvae_config": TINY_CODETALKER_VQ}
+
+
+class LGLDMCommonTest(_AnimationCommonTests, unittest.TestCase):
+    all_model_classes = (LGLDMForAnimation,)
+    model_fields = {"feature_dim": 8, "num_attention_heads": 2, "num_hidden_layers": 1, "num_inference_steps": 2,
+                    "vqvae_config": TINY_CODETALKER_VQ}
+
+    def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
+        inputs_dict = super()._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)
+        if "labels" in inputs_dict:  # each item's diffusion step and noise from seed 0, so two calls compare
+            inputs_dict["generator"] = 0
+        return inputs_dict
+
+
+class FaceDiffuserCommonTest(_AnimationCommonTests, unittest.TestCase):
+    all_model_classes = (FaceDiffuserForAnimation,)
+    model_fields = {"feature_dim": 8, "gru_hidden_size": 8, "num_train_timesteps": 4, "frozen_encoder_layers": [0]}
 
 
 class CodeTalkerVQVAETester:
