@@ -267,9 +267,11 @@ class FaceDiffuserForAnimation(AnimationDiffusionMixin, FaceDiffuserPreTrainedMo
         timesteps: torch.Tensor | int | None = None,
         noise: torch.Tensor | None = None,
         generator=None,
+        num_inference_steps: int | None = None,
         return_dict: bool | None = None,
     ) -> FaceDiffuserOutput | tuple:
-        r"""One denoising pass: the training loss with `labels`, or x0 for a given `noisy_vertices` at `timesteps`.
+        r"""The training loss with `labels`; x0 for given `noisy_vertices` at `timesteps` (one denoising pass);
+        without either, sampled vertices as `predict` gives them.
 
         Args:
             input_values (`torch.FloatTensor` of shape `(B, L)`): 16 kHz audio as the encoder expects it, right-padded.
@@ -289,9 +291,20 @@ class FaceDiffuserForAnimation(AnimationDiffusionMixin, FaceDiffuserPreTrainedMo
             noise (`torch.FloatTensor` of shape `(B, T, V*3)`, *optional*): the noise of q(x_t | x0).
             generator (`int`, `torch.Generator`, list or `None`): where the steps and noise are drawn from (see
                 `item_generators`; an `int` seed gives each item the same draw alone and in a batch). `None`: torch's
-                global RNG (training).
+                global RNG (training); when sampling, `predict`'s default (seed 0).
+            num_inference_steps (`int`, *optional*): sampler steps when sampling (see `predict`).
         """
         return_dict = self.config.return_dict if return_dict is None else return_dict
+        if labels is None and noisy_vertices is None:
+            if timesteps is not None or noise is not None:
+                raise ValueError("timesteps / noise need labels (training) or noisy_vertices (one denoising step).")
+            return self.predict(
+                input_values, template, subject_index=subject_index, attention_mask=attention_mask,
+                num_frames=num_frames, subject_one_hot=subject_one_hot, num_inference_steps=num_inference_steps,
+                generator=0 if generator is None else generator, return_dict=return_dict,
+            )
+        if num_inference_steps is not None:
+            raise ValueError("num_inference_steps is for sampling (no labels, no noisy_vertices).")
         conditioning = self.encode_conditioning(
             input_values, template, subject_index, attention_mask, subject_one_hot, num_frames, labels, vertex_mask
         )
@@ -306,11 +319,8 @@ class FaceDiffuserForAnimation(AnimationDiffusionMixin, FaceDiffuserPreTrainedMo
                 raise ValueError(f"noise must have the labels' shape {tuple(labels.shape)}, got {tuple(noise.shape)}.")
             timesteps = torch.as_tensor(timesteps, device=labels.device).long().reshape(-1).expand(batch)
             noisy_vertices = self.add_noise(labels, noise, timesteps)
-        elif noisy_vertices is None or timesteps is None:
-            raise ValueError(
-                "Give labels (training: the noise is added here) or noisy_vertices and timesteps (one denoising "
-                "step); predict() samples vertices from the audio."
-            )
+        elif timesteps is None:
+            raise ValueError("noisy_vertices need their timesteps (one denoising step).")
         else:
             noisy_vertices = self.flat_vertices(noisy_vertices, "noisy_vertices", 3)
             if noisy_vertices.shape[:2] != (batch, total):

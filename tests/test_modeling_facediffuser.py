@@ -107,8 +107,15 @@ def test_denoiser_matches_its_description_on_one_frame():
 def test_forward_errors():
     model = tiny_facediffuser()
     audio = audio_for_frames(10)
-    with pytest.raises(ValueError, match="Give labels .* or noisy_vertices and timesteps"):
-        model(audio, torch.zeros(V3), 0)
+    with pytest.raises(ValueError, match="need their timesteps"):
+        model(audio, torch.zeros(V3), 0, noisy_vertices=torch.zeros(1, 10, V3), num_frames=10)
+    with pytest.raises(ValueError, match="need labels .* or noisy_vertices"):
+        model(audio, torch.zeros(V3), 0, timesteps=3)
+    with pytest.raises(ValueError, match="is for sampling"):
+        model(audio, torch.zeros(V3), 0, labels=torch.zeros(1, 10, V3), num_inference_steps=3)
+    # Without labels or noisy vertices the forward samples, as predict.
+    torch.testing.assert_close(model(audio, torch.zeros(V3), 0, num_inference_steps=3, generator=2).vertices,
+                               model.predict(audio, torch.zeros(V3), 0, num_inference_steps=3, generator=2).vertices)
     with pytest.raises(ValueError, match="timesteps must be"):
         model(audio, torch.zeros(V3), 0, noisy_vertices=torch.zeros(1, 10, V3), timesteps=10, num_frames=10)
     with pytest.raises(ValueError, match="noise must have"):

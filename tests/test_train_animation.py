@@ -2,6 +2,7 @@
 random encoders: train, kill with SIGKILL and resume (same losses), score, save, reload, animate, push (mocked)."""
 
 import contextlib
+import inspect
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from transformers import AutoModel, HubertConfig
 from modeling_wav2sem import Wav2SemConfig, Wav2SemFusedEncoder, Wav2SemModel
 from training import animate, train_animation
 from training.animation.data import AnimationDataset, Regions, default_animation_dir
-from training.animation.evaluation import predict_test_split, score_predictions
+from training.animation.evaluation import prediction_diversity, predict_test_split, sampling_kwargs, score_predictions
 from training.animation.recipes import ANIMATION_RECIPES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,6 +46,7 @@ def encoders(tmp_path_factory):
 
 # Tiny configs where a model's published one is too large for these tests (CodeTalker: d 1024, a 1024-wide VQ-VAE).
 TINY_OVERRIDES = {
+    "facediffuser": {"feature_dim": 8, "gru_hidden_size": 8, "num_train_timesteps": 5},
     "codetalker": {
         "feature_dim": 16, "num_hidden_layers": 1,
         "vqvae_config": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 24,
@@ -94,7 +96,7 @@ def test_training_writes_a_complete_model_folder(trained):
     assert summary["steps"] == 3 and summary["model"] == model
     metrics = json.loads((out / "results.json").read_text())["metrics"]
     assert metrics["num_sequences"] == 1 and metrics["num_predictions"] == 8  # an unseen speaker, 8 styles
-    assert all(np.isfinite(metrics[k]) and metrics[k] > 0 for k in ("lve", "mve"))
+    assert all(np.isfinite(metrics[k]) and metrics[k] > 0 for k in ("lve", "mve", "diversity"))  # styles differ
     records = training_records(out / "metrics.jsonl")
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3]
     assert any("val_loss" in r for r in records)
@@ -110,6 +112,24 @@ def test_training_writes_a_complete_model_folder(trained):
         assert float(container.streams.video[0].average_rate) == pytest.approx(AutoModel.from_pretrained(out).config.frame_rate)
 
 
+def test_diversity_and_seeded_sampling_settings(encoders, tmp_path):
+    # FaceDiffuser's diversity: per sequence the mean over pairs of styles of the mean per-vertex L2 distance.
+    base = np.zeros((2, 1, 3))
+    results = [{"name": "a", "prediction": base + np.array([3.0, 0, 0]) * i} for i in range(3)]  # distances 3, 3, 6
+    results += [{"name": "b", "prediction": base}]  # one style only: not counted
+    assert prediction_diversity(results, scale=1e-5) == pytest.approx(4.0 / 1e-5)
+    assert prediction_diversity(results[-1:]) is None
+    sampler = ANIMATION_RECIPES["facediffuser"].model_class
+    args = train_animation.parse_args(run_args(encoders, tmp_path, "facediffuser", "--num_inference_steps", "2"))
+    assert args.num_inference_steps == 2 and "num_inference_steps" in inspect.signature(sampler.predict).parameters
+    with pytest.raises(ValueError, match="does not sample"):
+        train_animation.parse_args(run_args(encoders, tmp_path, "voca", "--num_inference_steps", "2"))
+    kwargs = sampling_kwargs(mock.Mock(predict=sampler.predict), 7, 2)
+    assert kwargs["num_inference_steps"] == 2
+    assert torch.equal(torch.randn(3, generator=kwargs["generator"]), torch.randn(3, generator=torch.Generator().manual_seed(7)))
+    assert sampling_kwargs(mock.Mock(predict=ANIMATION_RECIPES["voca"].model_class.predict), 7) == {}
+
+
 def test_trained_model_round_trips_through_automodel(trained):
     model_name, out, _ = trained
     model = AutoModel.from_pretrained(out).eval()
@@ -121,7 +141,7 @@ def test_trained_model_round_trips_through_automodel(trained):
         SAMPLE, "vocaset", "test", model.config.train_subjects, frame_rate=model.config.frame_rate,
         feature_extractor=model.build_feature_extractor(),
     )
-    results = predict_test_split(model, test, "cpu", contextlib.nullcontext, "all", 1)
+    results = predict_test_split(model, test, "cpu", contextlib.nullcontext, "all", 1, sampling_kwargs(model, 0))
     metrics = score_predictions(results, Regions.from_folder(SAMPLE), 1e-5, 1e-5)
     recorded = json.loads((out / "results.json").read_text())["metrics"]
     assert metrics["lve"] == pytest.approx(recorded["lve"], rel=1e-5)  # the reloaded model gives the recorded score

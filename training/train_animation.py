@@ -27,6 +27,7 @@ carded and saved to `OUTPUT/`. A resumed run skips the stages already complete.
 
 import dataclasses
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -51,7 +52,7 @@ from transformers import AutoConfig, HfArgumentParser, Wav2Vec2FeatureExtractor
 from modeling_wav2sem import Wav2SemFusedEncoder
 from modeling_wav2sem.configuration_animation import get_animation_dataset
 from .animation.data import AnimationDataset, Regions, collate_animation, default_animation_dir, load_templates
-from .animation.evaluation import predict_test_split, score_predictions, validation_loss
+from .animation.evaluation import predict_test_split, sampling_kwargs, score_predictions, validation_loss
 from .animation.recipes import (
     ANIMATION_RECIPES,
     AnimationRecipe,
@@ -118,6 +119,10 @@ class AnimationArguments:
     eval_conditions: str = dataclasses.field(
         default="all", metadata={"help": "unseen speakers: predicted with every training style (all) or the first"}
     )
+    num_inference_steps: int | None = dataclasses.field(
+        default=None, metadata={"help": "diffusion models: sampler steps at test time (default: the model's, the "
+                                        "published count); the samples are seeded with --seed"}
+    )
     render_frames: int = dataclasses.field(default=5, metadata={"help": "frames in the PNG comparison (0: none)"})
     render_gif: bool = dataclasses.field(default=True, metadata={"help": "animated GIF of one test sequence"})
     render_video: bool = dataclasses.field(
@@ -165,6 +170,11 @@ def parse_args(argv=None) -> AnimationArguments:
         raise ValueError("fp16 is not supported here (unusably slow on CPU); use --mixed_precision bf16 or no.")
     if args.eval_conditions not in ("all", "first"):
         raise ValueError("--eval_conditions must be 'all' or 'first'.")
+    if args.num_inference_steps is not None:  # refused now, not after training
+        if "num_inference_steps" not in inspect.signature(recipe.model_class.predict).parameters:
+            raise ValueError(f"--num_inference_steps: {recipe.display_name} does not sample; leave the flag out.")
+        if args.num_inference_steps < 1:
+            raise ValueError("--num_inference_steps must be >= 1.")
     if args.push_to_hub and not args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME.")
     if args.per_device_train_batch_size < 1 or args.gradient_accumulation_steps < 1:
@@ -610,13 +620,15 @@ def train_stage(args, recipe: AnimationRecipe, stage: AnimationStage, output_dir
         regions = Regions.from_folder(data_dir)
         results = predict_test_split(
             unwrapped, datasets_["test"], accelerator.device, accelerator.autocast, args.eval_conditions,
-            args.max_test_sequences, recipe.predict_kwargs,
+            args.max_test_sequences,
+            {**recipe.predict_kwargs, **sampling_kwargs(unwrapped, args.seed, args.num_inference_steps)},
         )
         metrics = score_predictions(results, regions, info.lve_scale, info.fdd_scale)
         say(
             f"test ({metrics['num_sequences']} sequences, {metrics['num_predictions']} predictions): "
             f"LVE {metrics['lve']:.4f} (x{info.lve_scale:g}) MVE {metrics['mve']:.4f} (x{info.lve_scale:g}) "
             + (f"FDD {metrics['fdd']:.4f} (x{info.fdd_scale:g})" if metrics["fdd"] is not None else "FDD n/a")
+            + (f" diversity {metrics['diversity']:.4f} (x{info.lve_scale:g})" if metrics["diversity"] is not None else "")
         )
         renders = render_results(
             results, data_dir, output_dir / "renders", regions, unwrapped.config.frame_rate, args.render_frames,

@@ -3,8 +3,11 @@
 A test sequence of a speaker seen in training is predicted under that speaker's style; one of an unseen speaker under
 every training style (FaceFormer's, CodeTalker's, FaceDiffuser's and LG-LDM's test protocol), or only the first.
 LVE and MVE are pooled over every frame of every prediction, FDD is averaged over predictions (CodeTalker's
-`cal_metric.py` definitions, in `modeling_wav2sem.metrics`).
+`cal_metric.py` definitions, in `modeling_wav2sem.metrics`); the diversity of the predictions under different styles
+(FaceDiffuser's and LG-LDM's figure) beside them. Models that sample get a seeded generator.
 """
+
+import inspect
 
 import numpy as np
 import torch
@@ -83,8 +86,44 @@ def predict_test_split(
     return results
 
 
+def sampling_kwargs(model, seed: int, num_inference_steps: int | None = None) -> dict:
+    """`predict`'s `generator` (one `torch.Generator` seeded with `seed`, drawn from prediction after prediction, so a
+    run's samples are reproducible and every prediction has noise of its own, as the published test loops) and
+    `num_inference_steps`, for the models whose `predict` takes them (the diffusion models). `num_inference_steps` for
+    a model that does not sample is a `ValueError`, not silently dropped."""
+    parameters = inspect.signature(model.predict).parameters
+    kwargs = {"generator": torch.Generator().manual_seed(seed)} if "generator" in parameters else {}
+    if num_inference_steps is not None:
+        if "num_inference_steps" not in parameters:
+            raise ValueError(f"num_inference_steps: {type(model).__name__} does not sample (its predict takes none).")
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be at least 1, not {num_inference_steps}.")
+        kwargs["num_inference_steps"] = num_inference_steps
+    return kwargs
+
+
+def prediction_diversity(results: list[dict], scale: float = 1.0) -> float | None:
+    """FaceDiffuser's diversity (`compute_objective_metrics.py`): for every test sequence predicted under two or more
+    styles, the mean over pairs of predictions of their mean per-vertex L2 distance (over frames and vertices), then
+    the mean over those sequences, divided by `scale`; `None` when no sequence has two predictions."""
+    by_sequence: dict[str, list[np.ndarray]] = {}
+    for r in results:
+        by_sequence.setdefault(r["name"], []).append(np.asarray(r["prediction"], dtype=np.float64).reshape(
+            len(r["prediction"]), -1, 3))
+    per_sequence = []
+    for predictions in by_sequence.values():
+        if len(predictions) < 2:
+            continue
+        frames = min(len(p) for p in predictions)
+        pairs = [np.linalg.norm(a[:frames] - b[:frames], axis=-1).mean()
+                 for i, a in enumerate(predictions) for b in predictions[i + 1:]]
+        per_sequence.append(np.mean(pairs))
+    return float(np.mean(per_sequence) / scale) if per_sequence else None
+
+
 def score_predictions(results: list[dict], regions: Regions, lve_scale: float, fdd_scale: float) -> dict:
-    """LVE and MVE (pooled over all frames of all predictions), FDD (mean over predictions), in the reported units."""
+    """LVE and MVE (pooled over all frames of all predictions), FDD (mean over predictions), in the reported units;
+    the diversity over the styles of a sequence (`prediction_diversity`, in MVE's units)."""
     predictions = [r["prediction"] for r in results]
     references = [r["reference"] for r in results]
     if regions.lip is None:
@@ -93,6 +132,7 @@ def score_predictions(results: list[dict], regions: Regions, lve_scale: float, f
         "lve": lip_vertex_error(predictions, references, regions.lip, scale=lve_scale),
         "mve": mean_vertex_error(predictions, references, scale=lve_scale),
         "fdd": None,
+        "diversity": prediction_diversity(results, scale=lve_scale),
         "num_sequences": len({r["name"] for r in results}),
         "num_predictions": len(results),
         "num_frames": int(sum(len(r["reference"]) for r in results)),

@@ -26,6 +26,8 @@ from modeling_wav2sem import (
     CodeTalkerForAnimation,
     CodeTalkerVQVAE,
     CodeTalkerVQVAEConfig,
+    FaceDiffuserConfig,
+    FaceDiffuserForAnimation,
     FaceFormerConfig,
     FaceFormerForAnimation,
     LGLDMConfig,
@@ -304,6 +306,28 @@ ANIMATION_RECIPES: dict[str, AnimationRecipe] = {
                 "steps; 100 epochs VOCASET, 50 BIWI published): MSE of x0 + MSE of the decoded vertices, AdamW",
             ),
         ),
+    ),
+    "facediffuser": AnimationRecipe(
+        name="facediffuser",
+        display_name="FaceDiffuser",
+        config_class=FaceDiffuserConfig,
+        model_class=FaceDiffuserForAnimation,
+        defaults={"num_train_epochs": 50, "learning_rate": 1e-4, "per_device_train_batch_size": 1},
+        paper="FaceDiffuser: Speech-Driven Facial Animation Synthesis Using Diffusion (MIG 2023), "
+        "doi 10.1145/3623264.3624447",
+        card_paragraph=(
+            "FaceDiffuser (Stan et al., MIG 2023), written fresh (the published code is non-commercial): a diffusion "
+            "model over whole vertex sequences. The audio encoder's 50 Hz output is brought to two frames per vertex "
+            "frame and each pair projected by `cond_projection` (the Wav2Sem F_d enters there for a fused encoder); "
+            "with the noised vertices (a per-frame projection) and the diffusion step (one-hot + Mish) it feeds a "
+            "2-layer GRU whose output is multiplied by the speaking style and decoded by a zero-initialised layer to "
+            "the clean vertices x0. Cosine schedule (1000 steps VOCASET, 500 BIWI), x0 prediction; test-time "
+            "sampling by ancestral DDPM over every step (diffusers' scheduler), seeded, the audio encoded once per "
+            "clip."
+        ),
+        objective="Huber loss (delta 1) between the predicted and the true clean vertices at a uniformly drawn "
+        "diffusion step, as FaceDiffuser",
+        eval_kwargs={"generator": 0},  # the validation loss at one fixed draw of steps and noise
     ),
 }
 
