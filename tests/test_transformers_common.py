@@ -11,6 +11,7 @@ The common tests come from the transformers sdist of the installed version, fetc
 `transformers_common.load_common_tests()`; without network the whole module is skipped with the reason.
 """
 
+import inspect
 import math
 import unittest
 from fractions import Fraction
@@ -23,6 +24,7 @@ from modeling_wav2sem import (
     CodeTalkerForAnimation,
     CodeTalkerVQVAE,
     CodeTalkerVQVAEConfig,
+    FaceDiffuserForAnimation,
     FaceFormerForAnimation,
     LGLDMForAnimation,
     VOCAForAnimation,
@@ -381,7 +383,8 @@ class AnimationModelTester:
             output = model(**inputs)
             trained = model(**self.add_labels(config, dict(inputs)))
         self.parent.assertEqual(output.vertices.shape, (self.batch_size, max(frames), self.vertice_dim))
-        self.parent.assertEqual(output.audio_features.shape[:2], (self.batch_size, max(frames)))
+        k = model.audio_frames_per_vertex_frame  # audio frames per vertex frame (FaceDiffuser pairs 2)
+        self.parent.assertEqual(output.audio_features.shape[:2], (self.batch_size, k * max(frames)))
         self.parent.assertEqual(trained.loss.shape, ())
 
 
@@ -407,6 +410,9 @@ class _AnimationCommonTests(ModelTesterMixin):
         inputs_dict = super()._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)
         if return_labels:
             inputs_dict = self.model_tester.add_labels(self.model_tester.get_config(), inputs_dict)
+        if "generator" in inspect.signature(model_class.forward).parameters:
+            # A diffusion model: each item's training step and noise (or its samples) from seed 0, so calls compare.
+            inputs_dict["generator"] = 0
         return inputs_dict
 
     def test_model(self):
