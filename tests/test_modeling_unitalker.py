@@ -4,6 +4,7 @@ own (datasets and identities, the pivot, zero-initialised heads, the PCA basis, 
 Tiny random encoders; CPU, fp32.
 """
 
+import numpy as np
 import pytest
 import torch
 from animation_model_tests import AnimationModelTesterMixin
@@ -11,6 +12,12 @@ from conftest import SUBJECTS, TINY_BACKBONE, V3, frames_mask, padded_audio, tin
 from transformers import AutoModel, WavLMConfig
 
 from modeling_wav2sem import ANIMATION_DATASETS, UniTalkerConfig, UniTalkerForAnimation
+from modeling_wav2sem.convert_unitalker_original_checkpoint import (
+    PUBLISHED_DATASETS,
+    convert_published_state_dict,
+    identity_offsets,
+)
+from modeling_wav2sem.convert_unitalker_original_checkpoint import main as convert_main
 from modeling_wav2sem.modeling_unitalker import principal_components
 
 TINY = {"hidden_size": 16, "identity_dim": 8}
@@ -294,3 +301,110 @@ def test_config_errors():
         UniTalkerConfig.from_preset("vocaset", size="huge")
     config = UniTalkerConfig.from_preset("vocaset", audio_config=WavLMConfig(**TINY_BACKBONE))
     assert config.datasets[0]["subjects"] == config.train_subjects and config.num_identities == 9
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Converter of the published checkpoints
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def published_state_dict(seed=0):
+    """A random state dict with the published names and D0-D7 shapes (a tiny WavLM, decoder width 16, identity 8,
+    4 PCA coefficients per vertex head)."""
+    generator = torch.Generator().manual_seed(seed)
+    encoder = AutoModel.from_config(WavLMConfig(**TINY_BACKBONE))
+    state = {f"audio_encoder.{k}": v.clone() for k, v in encoder.state_dict().items()}
+    state["decoder.learnable_style_emb.weight"] = torch.randn(935, 8, generator=generator)
+    state["decoder.audio_feature_map.weight"] = torch.randn(16, 32, generator=generator)
+    state["decoder.audio_feature_map.bias"] = torch.randn(16, generator=generator)
+    for i in range(3):
+        base = f"decoder.tcn.first_net.conv_layers.{i}."
+        width = 24 if i == 0 else 16
+        state[base + "conv.weight"] = torch.randn(16, width, 3, generator=generator)
+        state[base + "conv.bias"] = torch.randn(16, generator=generator)
+        state[base + "norm.weight"] = torch.randn(16, generator=generator)
+        state[base + "norm.bias"] = torch.randn(16, generator=generator)
+    state["decoder.tcn.first_net.conv_layers.0.residual_layer.0.weight"] = torch.randn(16, 24, 3, generator=generator)
+    state["decoder.tcn.first_net.conv_layers.0.residual_layer.0.bias"] = torch.randn(16, generator=generator)
+    for annotation, size, _, _, pca in PUBLISHED_DATASETS.values():
+        out = 4 if pca else size
+        state[f"out_head_dict.{annotation}.weight"] = torch.randn(out, 16, generator=generator)
+        state[f"out_head_dict.{annotation}.bias"] = torch.randn(out, generator=generator)
+    return state
+
+
+def pca_file(size, seed):
+    rng = np.random.default_rng(seed)
+    return {"components_to_data": rng.standard_normal((6, size)).astype(np.float32),
+            "original_data_mean": rng.standard_normal(size).astype(np.float32), "S": np.ones(6)}
+
+
+def test_converter_maps_the_published_names_and_keeps_the_chosen_datasets():
+    state = published_state_dict()
+    pca = {"biwi": pca_file(70110, 1), "vocaset": pca_file(15069, 2)}
+    config, converted, left_out = convert_published_state_dict(
+        state, {"D0": "biwi", "D1": "vocaset"}, pca, audio_config=WavLMConfig(**TINY_BACKBONE)
+    )
+    assert identity_offsets()["D1"] == 6 and identity_offsets()["D7"] == 923
+    assert config.dataset_names == ["biwi", "vocaset"] and config.num_identities == 6 + 12 + 1
+    assert config.datasets[1]["subjects"][0] == "D1_id0"
+    assert config.datasets[0]["subjects"] == ["F2", "F3", "F4", "M3", "M4", "M5"]
+    model = UniTalkerForAnimation(config)
+    model.load_state_dict(converted, strict=True)  # every tensor of the model, from the checkpoint
+    table = state["decoder.learnable_style_emb.weight"]
+    torch.testing.assert_close(model.decoder.identity_embedding.weight, table[list(range(18)) + [934]])
+    torch.testing.assert_close(model.decoder.layers[0].residual.weight,
+                               state["decoder.tcn.first_net.conv_layers.0.residual_layer.0.weight"])
+    torch.testing.assert_close(model.decoder.layers[2].norm.bias,
+                               state["decoder.tcn.first_net.conv_layers.2.norm.bias"])
+    torch.testing.assert_close(model.heads["FLAME_5023_vertices"].weight,
+                               state["out_head_dict.FLAME_5023_vertices.weight"])
+    torch.testing.assert_close(model.pca["BIWI_23370_vertices"].components,
+                               torch.from_numpy(pca["biwi"]["components_to_data"][:4]))
+    assert model.config.datasets[0]["scale"] == 0.2 and model.config.datasets[0]["frame_rate"] == 25.0
+    assert {k.split(".")[1] for k in left_out} == {"meshtalk_6172_vertices", "3DETF_blendshape_weight",
+                                                   "flame_params_from_dadhead", "inhouse_blendshape_weight"}
+    # Another selection and order: the identity rows follow it.
+    config, converted, _ = convert_published_state_dict(
+        state, {"D1": "vocaset", "D6": "chinese"}, {"vocaset": pca["vocaset"]}, WavLMConfig(**TINY_BACKBONE),
+        subjects={"vocaset": [f"v{i}" for i in range(12)]},
+    )
+    torch.testing.assert_close(converted["decoder.identity_embedding.weight"],
+                               table[list(range(6, 18)) + list(range(915, 923)) + [934]])
+    assert config.datasets[1] == {"name": "chinese", "annotation_type": "inhouse_blendshape_weight", "vertice_dim": 51,
+                                  "frame_rate": 30.0, "subjects": [f"D6_id{j}" for j in range(8)], "scale": 1.0,
+                                  "pca": False}
+    UniTalkerForAnimation(config).load_state_dict(converted, strict=True)
+
+
+def test_converter_names_what_does_not_fit():
+    state = published_state_dict()
+    pca = {"biwi": pca_file(70110, 1)}
+    audio = WavLMConfig(**TINY_BACKBONE)
+    with pytest.raises(ValueError, match="give its pca.npz"):
+        convert_published_state_dict(state, {"D0": "biwi", "D1": "vocaset"}, pca, audio)
+    with pytest.raises(ValueError, match="Unknown published dataset"):
+        convert_published_state_dict(state, {"D9": "x"}, pca, audio)
+    broken = dict(state)
+    del broken["decoder.tcn.first_net.conv_layers.1.norm.weight"]
+    broken["decoder.extra.weight"] = torch.zeros(1)
+    with pytest.raises(ValueError, match=r"missing: \['decoder.layers.1.norm.weight'\].*unexpected"):
+        convert_published_state_dict(broken, {"D0": "biwi"}, pca, audio)
+    with pytest.raises(ValueError, match="935|identities"):
+        convert_published_state_dict({**state, "decoder.learnable_style_emb.weight": torch.zeros(20, 8)},
+                                     {"D0": "biwi"}, pca, audio)
+    with pytest.raises(ValueError, match="has components"):
+        convert_published_state_dict(state, {"D0": "biwi"}, {"biwi": pca_file(300, 1)}, audio)
+
+
+def test_converter_command_line_writes_a_loadable_folder(tmp_path):
+    torch.save(published_state_dict(), tmp_path / "UniTalker-B-D0-D7.pt")
+    np.savez(tmp_path / "pca.npz", **pca_file(15069, 3))
+    AutoModel.from_config(WavLMConfig(**TINY_BACKBONE)).config.save_pretrained(tmp_path / "encoder")
+    convert_main(["--checkpoint", str(tmp_path / "UniTalker-B-D0-D7.pt"), "--keep", "D1=vocaset", "--pca",
+                  f"vocaset={tmp_path / 'pca.npz'}", "--audio_encoder", str(tmp_path / "encoder"),
+                  "--output_dir", str(tmp_path / "out")])
+    model = AutoModel.from_pretrained(tmp_path / "out").eval()
+    assert isinstance(model, UniTalkerForAnimation) and model.config.num_identities == 13
+    out = model.predict(torch.randn(1, 16000), torch.zeros(15069), "pivot", dataset="vocaset")
+    assert out.vertices.shape == (1, 29, 15069) and torch.isfinite(out.vertices).all()

@@ -47,6 +47,7 @@ def encoders(tmp_path_factory):
 # Tiny configs where a model's published one is too large for these tests (CodeTalker: d 1024, a 1024-wide VQ-VAE).
 TINY_OVERRIDES = {
     "facediffuser": {"feature_dim": 8, "gru_hidden_size": 8, "num_train_timesteps": 5},
+    "unitalker": {"hidden_size": 16, "identity_dim": 8, "pca_dim": 16},
     "codetalker": {
         "feature_dim": 16, "num_hidden_layers": 1,
         "vqvae_config": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 24,
@@ -178,11 +179,13 @@ def test_baseline_is_the_same_command_without_wav2sem(model, encoders, tmp_path)
     assert summary["renders"] == []
 
 
-def kill_after_a_checkpoint_and_resume(encoders, tmp_path, model, stage_folder: str) -> tuple[Path, Path]:
+def kill_after_a_checkpoint_and_resume(encoders, tmp_path, model, stage_folder: str, *extra) -> tuple[Path, Path]:
     """Train `model` for 6 steps of batch 2 with a checkpoint every 2 steps, uninterrupted (`reference`) and again
     (`crashed`) killed with SIGKILL once the run in `stage_folder` (`.` for the output folder itself) has logged a step
-    past checkpoint-2 and before that stage completes, then resumed from `latest`. Returns both output folders."""
-    steps = ["--max_train_steps", "6", "--checkpointing_steps", "2", "--render_frames", "0", "--max_test_sequences", "1"]
+    past checkpoint-2 and before that stage completes, then resumed from `latest`. Returns both output folders.
+    `extra` arguments go to every run."""
+    steps = ["--max_train_steps", "6", "--checkpointing_steps", "2", "--render_frames", "0", "--max_test_sequences", "1",
+             *extra]
     script = [sys.executable, str(REPO / "training" / "train_animation.py")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"
@@ -349,3 +352,76 @@ def test_a_checkpoint_of_another_model_type_is_refused(encoders, tmp_path):
     train_animation.main(run_args(encoders, out, "voca", "--max_train_steps", "1", "--render_frames", "0"))
     with pytest.raises(ValueError):
         ANIMATION_RECIPES["faceformer"].model_class.from_pretrained(out)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Several datasets in one run (UniTalker: VOCASET + BIWI layouts, two mesh types)
+# ---------------------------------------------------------------------------------------------------------------------
+
+MIXTURE = ["--datasets", "vocaset", "biwi", "--dataset_repeats", "biwi=2"]
+
+
+def test_mixture_trains_resumes_and_scores_each_dataset(encoders, tmp_path):
+    """UniTalker on the VOCASET and BIWI samples together (8 + 2 x 6 training sequences, batches of one dataset):
+    killed with SIGKILL after a checkpoint and resumed, it logs the uninterrupted run's losses; each dataset is
+    scored apart with its own scales and protocol; the saved model has both heads, identities and PCA bases."""
+    reference, crashed = kill_after_a_checkpoint_and_resume(encoders, tmp_path, "unitalker", ".", *MIXTURE)
+    expected, resumed = training_records(reference / "metrics.jsonl"), training_records(crashed / "metrics.jsonl")
+    assert [r["step"] for r in resumed if "loss" in r] == list(range(1, 7))
+    assert [r["loss"] for r in resumed if "loss" in r] == pytest.approx([r["loss"] for r in expected if "loss" in r])
+    results = json.loads((crashed / "results.json").read_text())
+    assert results["metrics"] == results["metrics_by_dataset"]["vocaset"]  # the first dataset's, as for one dataset
+    voca, biwi = results["metrics_by_dataset"]["vocaset"], results["metrics_by_dataset"]["biwi"]
+    assert voca["num_predictions"] == 8 and biwi["num_predictions"] == 1  # unseen speaker x 8 styles; a seen one
+    assert biwi["lve"] == pytest.approx(
+        json.loads((reference / "results.json").read_text())["metrics_by_dataset"]["biwi"]["lve"], rel=1e-5
+    )
+    own = results["sequence_metrics_by_dataset"]
+    assert own["biwi"]["vertex_scale"] == 0.2 and own["vocaset"]["vertex_scale"] == 1.0
+    assert all(np.isfinite(own[d]["lve"]) and own[d]["lvd"] > 0 for d in own)
+    report = json.loads((crashed / "data_report.json").read_text())
+    assert report["datasets"]["biwi"]["repeats"] == 2 and report["datasets"]["vocaset"]["repeats"] == 1
+    assert report["datasets"]["biwi"]["splits"]["train"]["frame_rate"] == 25.0
+    model = AutoModel.from_pretrained(crashed)
+    assert model.config.dataset_names == ["vocaset", "biwi"] and model.config.num_identities == 8 + 6 + 1
+    assert set(model.heads) == {"FLAME_270_vertices", "BIWI_318_vertices"}
+    for basis in model.pca.values():  # fitted from the training offsets, not the initial coordinate axes
+        assert not torch.allclose(basis.components, torch.eye(*basis.components.shape))
+    assert (crashed / "biwi" / "templates.pkl").is_file() and (crashed / "templates.pkl").is_file()
+    card = (crashed / "README.md").read_text()
+    assert "VOCASET + BIWI" in card and "type: biwi" in card and "type: vocaset" in card
+
+
+def test_mixture_pushes_and_clips_long_sequences(encoders, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    with mock.patch("training.common.hub.HfApi") as api:
+        api.return_value.upload_folder.return_value = mock.Mock(commit_url="https://hub/commit/2")
+        argv = run_args(encoders, tmp_path / "pushed", "unitalker", "--render_frames", "0", "--max_train_steps", "1",
+                        *MIXTURE, "--max_clip_seconds", "1.5", "--push_to_hub", "--hub_model_id", "org/unitalker")
+        summary = train_animation.main(argv)
+    assert api.return_value.upload_folder.call_args.kwargs["folder_path"] == str(tmp_path / "pushed")
+    assert summary["pushed_to"] == "https://hub/commit/2"
+    report = json.loads((tmp_path / "pushed" / "data_report.json").read_text())
+    clipped = report["datasets"]["biwi"]["splits"]["train"]["clipped"]
+    train_wavs = (default_animation_dir("biwi") / "wav").glob("*_e01.wav")
+    longer = sorted(p.stem for p in train_wavs if sf.info(p).duration > 1.5)
+    assert report["max_clip_seconds"] == 1.5 and sorted(clipped) == longer and longer
+    assert "clips cut to 1.5 s" in (tmp_path / "pushed" / "README.md").read_text()
+
+
+def test_mixture_arguments_are_checked(encoders, tmp_path):
+    with pytest.raises(ValueError, match="trains on one dataset"):
+        train_animation.parse_args(run_args(encoders, tmp_path, "faceformer", "--datasets", "vocaset", "biwi"))
+    with pytest.raises(ValueError, match="twice"):
+        train_animation.parse_args(run_args(encoders, tmp_path, "unitalker", "--datasets", "vocaset", "vocaset"))
+    with pytest.raises(ValueError, match="not among the run's datasets"):
+        train_animation.parse_args(run_args(encoders, tmp_path, "unitalker", "--datasets", "vocaset",
+                                            "--dataset_repeats", "biwi=2"))
+    with pytest.raises(ValueError, match="N >= 1"):
+        train_animation.parse_args(run_args(encoders, tmp_path, "unitalker", *MIXTURE[:3], "--dataset_repeats",
+                                            "biwi=0"))
+    args = train_animation.parse_args(run_args(encoders, tmp_path, "unitalker", *MIXTURE))
+    assert list(args.dataset_dirs) == ["vocaset", "biwi"] and args.dataset == "vocaset"
+    assert args.dataset_dirs["biwi"] == str(default_animation_dir("biwi")) and args.dataset_repeat_counts == {"biwi": 2}
+    one = train_animation.parse_args(run_args(encoders, tmp_path, "voca"))
+    assert one.dataset_dirs == {"vocaset": str(SAMPLE)} and one.max_clip_seconds is None  # no truncation by default

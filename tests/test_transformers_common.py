@@ -27,6 +27,7 @@ from modeling_wav2sem import (
     FaceDiffuserForAnimation,
     FaceFormerForAnimation,
     LGLDMForAnimation,
+    UniTalkerForAnimation,
     VOCAForAnimation,
     Wav2SemConfig,
     Wav2SemFusedConfig,
@@ -541,6 +542,12 @@ class LGLDMCommonTest(_AnimationCommonTests, unittest.TestCase):
 class FaceDiffuserCommonTest(_AnimationCommonTests, unittest.TestCase):
     all_model_classes = (FaceDiffuserForAnimation,)
     model_fields = {"feature_dim": 8, "gru_hidden_size": 8, "num_train_timesteps": 4, "frozen_encoder_layers": [0]}
+
+
+class UniTalkerCommonTest(_AnimationCommonTests, unittest.TestCase):
+    all_model_classes = (UniTalkerForAnimation,)
+    # No random pivot replacement in training mode, so that two training-mode calls compare.
+    model_fields = {"hidden_size": 8, "identity_dim": 4, "pivot_probability": 0.0}
 
 
 class CodeTalkerVQVAETester:

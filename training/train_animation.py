@@ -51,8 +51,21 @@ from transformers import AutoConfig, HfArgumentParser, Wav2Vec2FeatureExtractor
 
 from modeling_wav2sem import Wav2SemFusedEncoder
 from modeling_wav2sem.configuration_animation import get_animation_dataset
-from .animation.data import AnimationDataset, Regions, collate_animation, default_animation_dir, load_templates
-from .animation.evaluation import predict_test_split, sampling_kwargs, score_predictions, validation_loss
+from .animation.data import (
+    AnimationDataset,
+    DatasetMixture,
+    Regions,
+    collate_animation,
+    default_animation_dir,
+    load_templates,
+)
+from .animation.evaluation import (
+    predict_test_split,
+    sampling_kwargs,
+    score_predictions,
+    sequence_lip_errors,
+    validation_loss,
+)
 from .animation.recipes import (
     ANIMATION_RECIPES,
     AnimationRecipe,
@@ -67,7 +80,7 @@ from .common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkp
 from .common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
 from .common.metrics_log import JsonLinesLogger
 from .common.runtime import end_training, keep_freed_memory
-from .common.sampling import LengthGroupedBatchSampler
+from .common.sampling import DatasetGroupedBatchSampler, LengthGroupedBatchSampler
 
 
 @dataclasses.dataclass
@@ -86,7 +99,20 @@ class AnimationArguments:
     )
     data_dir: str | None = dataclasses.field(
         default=None, metadata={"help": "processed dataset folder (wav/, vertices_npy/, templates.pkl); default: the "
-                                        "embedded synthetic VOCASET sample"}
+                                        "embedded synthetic sample of --dataset"}
+    )
+    datasets: list[str] | None = dataclasses.field(
+        default=None, metadata={"help": "several datasets in one run, for models that take a mixture (unitalker): "
+                                        "NAME=DIR ... (NAME alone: its embedded sample), e.g. --datasets "
+                                        "vocaset=D1 biwi=D2; in place of --dataset / --data_dir"}
+    )
+    dataset_repeats: list[str] | None = dataclasses.field(
+        default=None, metadata={"help": "per-dataset oversampling with --datasets: NAME=N, each of its sequences N "
+                                        "times an epoch (published UniTalker: biwi=10 vocaset=5); default 1"}
+    )
+    max_clip_seconds: float | None = dataclasses.field(
+        default=None, metadata={"help": "cut longer clips (audio and frames) to this many seconds, counted in "
+                                        "data_report.json (published UniTalker: 20); default: no truncation"}
     )
     output_dir: str | None = dataclasses.field(default=None, metadata={"help": "default: <model>-<dataset>"})
     num_train_epochs: int | None = dataclasses.field(default=None, metadata={"help": "default: the model's recipe"})
@@ -145,8 +171,11 @@ def parse_args(argv=None) -> AnimationArguments:
     (args,) = HfArgumentParser(AnimationArguments).parse_args_into_dataclasses(args=argv)
     recipe = get_recipe(args.model)
     args.model = recipe.name
-    get_animation_dataset(args.dataset)  # a clear error for an unknown dataset
-    args.dataset = args.dataset.lower()
+    args.dataset_dirs = resolve_datasets(args, recipe)  # {name: folder}, in order; the first is --dataset's
+    args.dataset, args.data_dir = next(iter(args.dataset_dirs.items()))
+    args.dataset_repeat_counts = resolve_repeats(args)
+    if args.max_clip_seconds is not None and args.max_clip_seconds <= 0:
+        raise ValueError("--max_clip_seconds must be > 0 (leave it out for no truncation).")
     args.preset = recipe.preset_for(args.dataset, args.preset)
     stages = recipe.stages_to_run(args.stage)  # a clear error for an unknown stage
     # The settings the command line gave: a stage's own defaults apply only to the others.
@@ -179,9 +208,41 @@ def parse_args(argv=None) -> AnimationArguments:
         raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME.")
     if args.per_device_train_batch_size < 1 or args.gradient_accumulation_steps < 1:
         raise ValueError("--per_device_train_batch_size and --gradient_accumulation_steps must be >= 1.")
-    args.data_dir = args.data_dir or str(default_animation_dir())
-    args.output_dir = args.output_dir or f"{args.model}-{args.dataset}"
+    args.output_dir = args.output_dir or f"{args.model}-{'+'.join(args.dataset_dirs)}"
     return args
+
+
+def resolve_datasets(args: AnimationArguments, recipe: AnimationRecipe) -> dict[str, str]:
+    """`{name: folder}` of the run's datasets in order: `--datasets NAME=DIR ...`, else `--dataset` / `--data_dir`
+    (a name alone: its embedded synthetic sample). Several only for a recipe with `per_dataset`."""
+    items = args.datasets or [f"{args.dataset}={args.data_dir}" if args.data_dir else args.dataset]
+    folders = {}
+    for item in items:
+        name, _, folder = item.partition("=")
+        name = get_animation_dataset(name).name  # a clear error for an unknown dataset
+        if name in folders:
+            raise ValueError(f"--datasets names {name} twice.")
+        folders[name] = folder or str(default_animation_dir(name))
+    if len(folders) > 1 and not recipe.per_dataset:
+        takers = [r.name for r in ANIMATION_RECIPES.values() if r.per_dataset]
+        raise ValueError(f"{recipe.display_name} trains on one dataset; several in one run are for {takers}.")
+    args.datasets = [f"{name}={folder}" for name, folder in folders.items()]  # as logged
+    return folders
+
+
+def resolve_repeats(args: AnimationArguments) -> dict[str, int]:
+    """`--dataset_repeats NAME=N ...` as `{name: N}` (N >= 1) for datasets of the run."""
+    counts = {}
+    for item in args.dataset_repeats or []:
+        name, _, count = item.partition("=")
+        if not count.strip().isdigit() or int(count) < 1:
+            raise ValueError(f"--dataset_repeats takes NAME=N with N >= 1, got {item!r}.")
+        name = get_animation_dataset(name).name
+        if name not in args.dataset_dirs:
+            raise ValueError(f"--dataset_repeats names {name}, which is not among the run's datasets "
+                             f"{list(args.dataset_dirs)}.")
+        counts[name] = int(count)
+    return counts
 
 
 def loggable_args(args: AnimationArguments) -> dict:
@@ -219,65 +280,99 @@ def build_model(args: AnimationArguments, recipe: AnimationRecipe, stage: Animat
                 previous: dict | None = None):
     """The stage's model (default: the recipe's model around the loaded encoder): the recipe's preset with
     `--config_overrides`, the mesh size from the data's templates, the earlier stages' models from `previous`."""
-    info = get_animation_dataset(args.dataset)
+    datasets = [
+        {"name": name, "vertice_dim": next(iter(load_templates(folder).values())).size,
+         "train_subjects": list(get_animation_dataset(name).train_subjects)}
+        for name, folder in args.dataset_dirs.items()
+    ]
     context = StageContext(
         args=args,
-        vertice_dim=next(iter(load_templates(args.data_dir).values())).size,
-        train_subjects=list(info.train_subjects),
+        vertice_dim=datasets[0]["vertice_dim"],
+        train_subjects=datasets[0]["train_subjects"],
         overrides=json.loads(args.config_overrides) if args.config_overrides else {},
         previous=dict(previous or {}),
         load_audio_encoder=lambda: load_audio_encoder(args),
+        datasets=datasets,
     )
     if stage is not None and stage.build is not None:
         return stage.build(context)
+    mixture = {}
+    if recipe.per_dataset:  # every dataset's mesh and identities (the model's `datasets`)
+        mixture["datasets"] = [
+            {"name": d["name"], "vertice_dim": d["vertice_dim"], "subjects": d["train_subjects"]} for d in datasets
+        ]
     return recipe.model_class.from_audio_encoder(
         context.load_audio_encoder(), dataset=args.preset, vertice_dim=context.vertice_dim,
-        train_subjects=context.train_subjects, **context.overrides,
+        train_subjects=context.train_subjects, **mixture, **context.overrides,
     )
 
 
 def build_datasets(args: AnimationArguments, model, say) -> dict:
     """train / val / test splits at the model's frame rate, audio prepared by the model's feature extractor (a model
-    without audio, such as a stage-1 VQ-VAE, gets the dataset's rate and speakers and a default extractor)."""
-    if hasattr(model, "build_feature_extractor"):
-        kwargs = dict(
-            train_subjects=model.config.train_subjects,
-            frame_rate=model.config.frame_rate,
-            feature_extractor=model.build_feature_extractor(),
-        )
-    else:
-        info = get_animation_dataset(args.dataset)
-        kwargs = dict(
-            train_subjects=list(info.train_subjects),
-            frame_rate=getattr(model.config, "frame_rate", None) or info.frame_rate,
-            feature_extractor=Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True),
-        )
-    datasets_ = {"train": AnimationDataset(args.data_dir, args.dataset, "train", **kwargs)}
-    for split in ("val", "test"):
-        try:
-            datasets_[split] = AnimationDataset(args.data_dir, args.dataset, split, **kwargs)
-        except ValueError as error:
-            if split == "test":
-                raise
-            say(f"No validation: {error}")
-            datasets_[split] = None
-    for split, dataset in datasets_.items():
-        if dataset is not None and dataset.skipped:
-            say(f"{split}: skipped {dataset.skipped_summary()} ({sum(map(len, dataset.skipped.values()))} sequences)")
-    return datasets_
+    without audio, such as a stage-1 VQ-VAE, gets the dataset's rate and speakers and a default extractor). With
+    several datasets (`--datasets`) each split is a `DatasetMixture` of them, each at its own rate and speakers."""
+    splits = {"train": {}, "val": {}, "test": {}}
+    for name, folder in args.dataset_dirs.items():
+        info = get_animation_dataset(name)
+        if hasattr(model.config, "dataset_entry"):  # a model of several datasets: this one's rate and identities
+            entry = model.config.dataset_entry(name)
+            subjects, frame_rate = entry["subjects"], entry["frame_rate"]
+        elif hasattr(model, "build_feature_extractor"):
+            subjects, frame_rate = model.config.train_subjects, model.config.frame_rate
+        else:
+            subjects = list(info.train_subjects)
+            frame_rate = getattr(model.config, "frame_rate", None) or info.frame_rate
+        extractor = (model.build_feature_extractor() if hasattr(model, "build_feature_extractor")
+                     else Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True))
+        kwargs = dict(train_subjects=subjects, frame_rate=frame_rate, feature_extractor=extractor,
+                      max_seconds=args.max_clip_seconds)
+        for split in splits:
+            try:
+                splits[split][name] = AnimationDataset(folder, name, split, **kwargs)
+            except ValueError as error:
+                if split != "val":
+                    raise
+                say(f"No validation{f' for {name}' if len(args.dataset_dirs) > 1 else ''}: {error}")
+                continue
+            dataset = splits[split][name]
+            if dataset.skipped:
+                say(f"{name} {split}: skipped {dataset.skipped_summary()} "
+                    f"({sum(map(len, dataset.skipped.values()))} sequences)")
+            if dataset.clipped:
+                say(f"{name} {split}: {len(dataset.clipped)} clips cut to {args.max_clip_seconds:g} s")
+    if len(args.dataset_dirs) == 1:
+        return {split: parts.get(args.dataset) for split, parts in splits.items()}
+    return {split: DatasetMixture(parts) if parts else None for split, parts in splits.items()}
+
+
+def dataset_parts(dataset) -> dict:
+    """`{name: AnimationDataset}` of a split: a mixture's parts, or the one dataset (empty for `None`)."""
+    if dataset is None:
+        return {}
+    return dict(dataset.parts) if isinstance(dataset, DatasetMixture) else {dataset.info.name: dataset}
 
 
 def data_report(args, datasets_: dict) -> dict:
-    return {
-        "data_dir": args.data_dir,
-        "dataset": args.dataset,
-        "splits": {
-            split: None if dataset is None else {
-                "sequences": len(dataset), "frame_rate": dataset.frame_rate, "skipped": dataset.skipped,
-            }
-            for split, dataset in datasets_.items()
-        },
-    }
+    def report(name: str, folder: str) -> dict:
+        return {
+            "data_dir": folder,
+            "dataset": name,
+            "max_clip_seconds": args.max_clip_seconds,
+            "repeats": args.dataset_repeat_counts.get(name, 1),
+            "splits": {
+                split: None if dataset is None else {
+                    "sequences": len(dataset), "frame_rate": dataset.frame_rate, "skipped": dataset.skipped,
+                    "clipped": dataset.clipped,
+                }
+                for split, dataset in ((split, dataset_parts(d).get(name)) for split, d in datasets_.items())
+            },
+        }
+
+    reports = {name: report(name, folder) for name, folder in args.dataset_dirs.items()}
+    first = dict(reports[args.dataset])
+    if len(reports) > 1:
+        first["datasets"] = reports
+    return first
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -324,27 +419,36 @@ def copy_data_files(data_dir: Path, output_dir: Path, subjects: list[str]):
 
 
 def write_animation_card(args, recipe, output_dir: Path, model, datasets_: dict, metrics: dict, train_time: float,
-                         hardware: str):
+                         hardware: str, metrics_by_dataset: dict | None = None):
+    """The model card; `metrics` are the first dataset's, `metrics_by_dataset` every dataset's of a mixture (each in
+    the model-index, the others named in the evaluation line)."""
     repo_id = args.hub_model_id or output_dir.name
     info = get_animation_dataset(args.dataset)
-    data_is_sample = Path(args.data_dir).resolve() == default_animation_dir().resolve()
-    scale_of = {"lve": info.lve_scale, "mve": info.lve_scale, "fdd": info.fdd_scale}
+    metrics_by_dataset = metrics_by_dataset or {args.dataset: metrics}
+    samples = {name: Path(folder).resolve() == default_animation_dir(name).resolve()
+               for name, folder in args.dataset_dirs.items()}
+    data_is_sample = all(samples.values())
     base_models = [m for m in (args.audio_encoder, args.wav2sem) if m and not Path(m).exists()]
+    eval_results = []
+    for name, scores in metrics_by_dataset.items():
+        facts = get_animation_dataset(name)
+        scale_of = {"lve": facts.lve_scale, "mve": facts.lve_scale, "fdd": facts.fdd_scale}
+        eval_results += [
+            EvalResult(
+                task_type="speech-driven-facial-animation", dataset_type=facts.name, dataset_name=facts.display_name,
+                dataset_split="test", metric_type=key, metric_name=f"{key.upper()} (x{scale_of[key]:g})",
+                metric_value=round(scores[key], 5),
+            )
+            for key in ("lve", "mve", "fdd") if scores.get(key) is not None
+        ]
     card_data = ModelCardData(
         library_name="transformers",
         license="apache-2.0",
         tags=["wav2sem", recipe.name, "speech-driven-facial-animation", "3d", "audio"],
-        datasets=None if data_is_sample else [info.name],
+        datasets=[name for name, sample in samples.items() if not sample] or None,
         base_model=base_models or None,
         model_name=repo_id,
-        eval_results=[
-            EvalResult(
-                task_type="speech-driven-facial-animation", dataset_type=info.name, dataset_name=info.display_name,
-                dataset_split="test", metric_type=key, metric_name=f"{key.upper()} (x{scale_of[key]:g})",
-                metric_value=round(metrics[key], 5),
-            )
-            for key in ("lve", "mve", "fdd") if metrics.get(key) is not None
-        ],
+        eval_results=eval_results,
     )
     def settings(stage: AnimationStage) -> str:
         optimizer = {"adam": "Adam", "adamw": "AdamW"}[stage.optimizer]
@@ -384,14 +488,20 @@ def write_animation_card(args, recipe, output_dir: Path, model, datasets_: dict,
         paper=recipe.paper,
         train_command=f"--model {recipe.name} --dataset {args.dataset} --preset {args.preset}"
         + (f" --stage {args.stage}" if len(stages) > 1 else "") + (f" --vqvae {args.vqvae}" if args.vqvae else ""),
-        dataset_name=info.display_name + (" (synthetic sample in its layout)" if data_is_sample else ""),
+        dataset_name=" + ".join(get_animation_dataset(name).display_name for name in args.dataset_dirs)
+        + ((" (synthetic samples in their layouts)" if len(samples) > 1 else " (synthetic sample in its layout)")
+           if data_is_sample else ""),
         audio_encoder=args.audio_encoder,
         wav2sem=args.wav2sem,
         first_subject=model.config.train_subjects[0],
         subjects=", ".join(model.config.train_subjects),
         vertice_dim=model.config.vertice_dim,
         frame_rate=f"{model.config.frame_rate:g}",
-        data_description=f"{info.display_name} processed layout from `{args.data_dir}`" + (
+        data_description="; ".join(
+            f"{get_animation_dataset(name).display_name} processed layout from `{folder}`"
+            + (f" ({args.dataset_repeat_counts[name]} x an epoch)" if name in args.dataset_repeat_counts else "")
+            for name, folder in args.dataset_dirs.items()
+        ) + (f"; clips cut to {args.max_clip_seconds:g} s" if args.max_clip_seconds else "") + (
             ": the synthetic lip dataset embedded in the wav2sem package (procedural mesh driven by espeak-ng "
             "phoneme timings), not real captures" if data_is_sample else ""
         ),
@@ -402,7 +512,13 @@ def write_animation_card(args, recipe, output_dir: Path, model, datasets_: dict,
         optimisation=optimisation,
         hardware=hardware,
         train_time=f"{train_time / 60:.1f} minutes",
-        eval_description=f"test split, {metrics['num_sequences']} sequences, {metrics['num_predictions']} predictions",
+        eval_description=f"test split, {metrics['num_sequences']} sequences, {metrics['num_predictions']} predictions"
+        + (f", {info.display_name}; each dataset scored apart, the others: " + "; ".join(
+            f"{get_animation_dataset(name).display_name} LVE {m['lve']:.4f}, MVE {m['mve']:.4f}"
+            + (f", FDD {m['fdd']:.4f}" if m.get("fdd") is not None else "")
+            + f" ({m['num_sequences']} sequences)"
+            for name, m in metrics_by_dataset.items() if name != args.dataset
+        ) if len(metrics_by_dataset) > 1 else ""),
         lve_scale=f"{info.lve_scale:g}",
         fdd_scale=f"{info.fdd_scale:g}",
         metrics=metrics,
@@ -424,7 +540,13 @@ def epoch_losses_from_log(log: JsonLinesLogger, epoch: int) -> list[float]:
 
 def stage_validation_loss(model, stage: AnimationStage, dataset, device, autocast, mode: str) -> float:
     """The validation loss of an audio-driven stage (every training style for unseen speakers, as the test), or of a
-    motion-only stage (each sequence once: the style does not enter)."""
+    motion-only stage (each sequence once: the style does not enter). Over a mixture: each dataset's loss (its name
+    as `dataset=`), weighted by its sequences."""
+    if isinstance(dataset, DatasetMixture):
+        return float(sum(
+            len(part) * validation_loss(model, part, device, autocast, mode, {**stage.eval_kwargs, "dataset": name})
+            for name, part in dataset.parts.items()
+        ) / len(dataset))
     if stage.inputs is None:
         return validation_loss(model, dataset, device, autocast, mode, stage.eval_kwargs)
     was_training = model.training
@@ -485,7 +607,6 @@ def train_stage(args, recipe: AnimationRecipe, stage: AnimationStage, output_dir
                 accelerator: Accelerator) -> dict:
     """Train one stage (build, train with checkpoints and resume, validate every epoch); the scored stage is then
     scored on the test split, rendered and carded; every stage's model is saved to `output_dir`."""
-    data_dir = Path(args.data_dir)
     main_process = accelerator.is_main_process
     done_marker = output_dir / "results.json"
     if not stage.scored and args.resume_from_checkpoint and done_marker.is_file():
@@ -503,10 +624,12 @@ def train_stage(args, recipe: AnimationRecipe, stage: AnimationStage, output_dir
     model = build_model(args, recipe, stage, previous)
     datasets_ = build_datasets(args, model, say)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    frame_rate = datasets_["train"].frame_rate
+    sources = " + ".join(
+        f"{part.data_dir} at {part.frame_rate:g} fps" for part in dataset_parts(datasets_["train"]).values()
+    )
     say(
         f"Data: {len(datasets_['train'])} train / {len(datasets_['val'] or [])} val / {len(datasets_['test'])} test "
-        f"sequences from {data_dir} at {frame_rate:g} fps; model {recipe.display_name}"
+        f"sequences from {sources}; model {recipe.display_name}"
         + (f" stage {stage.name}" if len(recipe.training_stages) > 1 else "")
         + f" (preset {args.preset})"
         + (f" with {type(model.audio_encoder).__name__}" if hasattr(model, "audio_encoder") else "")
@@ -516,7 +639,15 @@ def train_stage(args, recipe: AnimationRecipe, stage: AnimationStage, output_dir
     if prepare is not None and not args.resume_from_checkpoint:
         prepare(model, datasets_["train"])
 
-    sampler = LengthGroupedBatchSampler(datasets_["train"].lengths(), args.per_device_train_batch_size, seed=args.seed)
+    if isinstance(datasets_["train"], DatasetMixture):  # batches never mix two datasets (mesh types)
+        sampler = DatasetGroupedBatchSampler(
+            datasets_["train"].group_lengths(), args.per_device_train_batch_size, args.dataset_repeat_counts,
+            seed=args.seed,
+        )
+    else:
+        sampler = LengthGroupedBatchSampler(
+            datasets_["train"].lengths(), args.per_device_train_batch_size, seed=args.seed
+        )
     # A generator of its own: creating a DataLoader iterator draws a seed from it instead of the global RNG, so a
     # resumed run's dropout masks are the uninterrupted run's.
     train_loader = torch.utils.data.DataLoader(
@@ -564,6 +695,8 @@ def train_stage(args, recipe: AnimationRecipe, stage: AnimationStage, output_dir
         for batch in loader:
             with accelerator.accumulate(model):
                 inputs = {k: v for k, v in batch.items() if k not in ("names", "subjects", "datasets")}
+                if recipe.per_dataset:  # one dataset per batch (DatasetGroupedBatchSampler)
+                    inputs["dataset"] = batch["datasets"][0]
                 if stage.inputs is not None:
                     inputs = {k: v for k, v in stage.inputs(inputs).items() if v is not None}
                 with accelerator.autocast():
@@ -616,35 +749,51 @@ def train_stage(args, recipe: AnimationRecipe, stage: AnimationStage, output_dir
         say(f"Stage {stage.name} saved to {output_dir}")
     elif main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        info = get_animation_dataset(args.dataset)
-        regions = Regions.from_folder(data_dir)
-        results = predict_test_split(
-            unwrapped, datasets_["test"], accelerator.device, accelerator.autocast, args.eval_conditions,
-            args.max_test_sequences,
-            {**recipe.predict_kwargs, **sampling_kwargs(unwrapped, args.seed, args.num_inference_steps)},
-        )
-        metrics = score_predictions(results, regions, info.lve_scale, info.fdd_scale)
-        say(
-            f"test ({metrics['num_sequences']} sequences, {metrics['num_predictions']} predictions): "
-            f"LVE {metrics['lve']:.4f} (x{info.lve_scale:g}) MVE {metrics['mve']:.4f} (x{info.lve_scale:g}) "
-            + (f"FDD {metrics['fdd']:.4f} (x{info.fdd_scale:g})" if metrics["fdd"] is not None else "FDD n/a")
-            + (f" diversity {metrics['diversity']:.4f} (x{info.lve_scale:g})" if metrics["diversity"] is not None else "")
-        )
-        renders = render_results(
-            results, data_dir, output_dir / "renders", regions, unwrapped.config.frame_rate, args.render_frames,
-            args.render_gif, args.render_video,
-        )
+        metrics_by_dataset, sequence_metrics, renders = {}, {}, []
+        several = len(args.dataset_dirs) > 1
+        for name, test_set in dataset_parts(datasets_["test"]).items():  # each dataset scored apart
+            info, part_dir = get_animation_dataset(name), Path(args.dataset_dirs[name])
+            regions = Regions.from_folder(part_dir)
+            results = predict_test_split(
+                unwrapped, test_set, accelerator.device, accelerator.autocast, args.eval_conditions,
+                args.max_test_sequences,
+                {**recipe.predict_kwargs, **({"dataset": name} if recipe.per_dataset else {}),
+                 **sampling_kwargs(unwrapped, args.seed, args.num_inference_steps)},
+            )
+            metrics = metrics_by_dataset[name] = score_predictions(results, regions, info.lve_scale, info.fdd_scale)
+            say(
+                (f"{info.display_name} " if several else "")
+                + f"test ({metrics['num_sequences']} sequences, {metrics['num_predictions']} predictions): "
+                f"LVE {metrics['lve']:.4f} (x{info.lve_scale:g}) MVE {metrics['mve']:.4f} (x{info.lve_scale:g}) "
+                + (f"FDD {metrics['fdd']:.4f} (x{info.fdd_scale:g})" if metrics["fdd"] is not None else "FDD n/a")
+                + (f" diversity {metrics['diversity']:.4f} (x{info.lve_scale:g})"
+                   if metrics["diversity"] is not None else "")
+            )
+            if recipe.per_dataset:  # UniTalker's own per-sequence averages, in its scaled space
+                scale = unwrapped.config.dataset_entry(name)["scale"]
+                sequence_metrics[name] = {**sequence_lip_errors(results, regions.lip, scale), "vertex_scale": scale}
+            renders += render_results(
+                results, part_dir, output_dir / "renders" / (name if several else ""), regions, test_set.frame_rate,
+                args.render_frames, args.render_gif, args.render_video,
+            )
+        metrics = metrics_by_dataset[args.dataset]
         unwrapped.save_pretrained(output_dir)  # with the encoder's feature extractor
-        copy_data_files(data_dir, output_dir, unwrapped.config.train_subjects)
+        for name, folder in args.dataset_dirs.items():  # a mixture's other datasets' files under OUTPUT/<name>/
+            target = output_dir if name == args.dataset else output_dir / name
+            target.mkdir(parents=True, exist_ok=True)
+            subjects = dataset_parts(datasets_["train"])[name].train_subjects
+            copy_data_files(Path(folder), target, subjects)
         (output_dir / "data_report.json").write_text(json.dumps(data_report(args, datasets_), indent=1) + "\n")
         device = "CPU" if accelerator.device.type == "cpu" else accelerator.device.type.upper()
         write_animation_card(
             args, recipe, output_dir, unwrapped, datasets_, metrics, train_time,
-            f"{accelerator.num_processes} x {device}",
+            f"{accelerator.num_processes} x {device}", metrics_by_dataset,
         )
         summary = {
             "model": recipe.name,
             "metrics": metrics,
+            "metrics_by_dataset": metrics_by_dataset,
+            **({"sequence_metrics_by_dataset": sequence_metrics} if sequence_metrics else {}),
             "train_time_s": round(train_time, 1),
             "steps": completed_steps,
             "renders": [str(p) for p in renders],

@@ -30,9 +30,9 @@ UPPER_REGION_FILES = ("regions/upper_face_vertices.txt", "upper_face_vertices.tx
 MAX_FRAMES_PER_AUDIO = 1.25
 
 
-def default_animation_dir() -> Path:
-    """The embedded synthetic VOCASET-format sample (`training/sample_data/vocaset`)."""
-    return Path(__file__).resolve().parents[1] / "sample_data" / "vocaset"
+def default_animation_dir(dataset: str = "vocaset") -> Path:
+    """The embedded synthetic sample in `dataset`'s layout (`training/sample_data/vocaset`, `.../biwi`)."""
+    return Path(__file__).resolve().parents[1] / "sample_data" / dataset
 
 
 def read_templates(path: str | Path) -> dict[str, np.ndarray]:
@@ -73,6 +73,9 @@ class AnimationDataset(torch.utils.data.Dataset):
     without one), `labels` (T, V*3) vertices at `frame_rate`, `template` (V*3,) and `subject_index` (the speaker's
     index in `train_subjects`, -1 for a speaker unseen in training).
 
+    `max_seconds` (default `None`: no truncation) cuts longer clips to that many seconds of audio and the frames they
+    cover (UniTalker trains and evaluates on at most 20 s); the cut sequences are listed in `clipped`.
+
     Every sequence's files are checked when the split is built (headers only): sequences with a missing or unreadable
     wav or npy file, no template, a template or vertex file of another vertex count, or far more vertex frames than
     their audio accounts for are skipped, and listed by reason in `skipped` (the runner prints and saves them). Vertex
@@ -89,6 +92,7 @@ class AnimationDataset(torch.utils.data.Dataset):
         frame_rate: float | None = None,
         feature_extractor=None,
         max_sequences: int | None = None,
+        max_seconds: float | None = None,
     ):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
@@ -98,6 +102,10 @@ class AnimationDataset(torch.utils.data.Dataset):
         self.frame_rate = float(frame_rate or self.info.frame_rate)
         self.vertex_stride = self.info.vertex_stride(self.frame_rate)
         self.feature_extractor = feature_extractor
+        if max_seconds is not None and max_seconds <= 0:
+            raise ValueError(f"max_seconds must be > 0 (or None: no truncation), got {max_seconds}.")
+        self.max_seconds = max_seconds
+        self.clipped: list[str] = []
         wav_dir, npy_dir = self.data_dir / "wav", self.data_dir / "vertices_npy"
         for folder in (wav_dir, npy_dir):
             if not folder.is_dir():
@@ -128,6 +136,8 @@ class AnimationDataset(torch.utils.data.Dataset):
                 self.sequences.append(files)
         if max_sequences is not None:
             self.sequences = self.sequences[:max_sequences]
+        if max_seconds is not None:
+            self.clipped = [s.name for s in self.sequences if sf.info(str(s.wav)).duration > max_seconds]
         if not self.sequences:
             raise ValueError(
                 f"No usable {split} sequences of {self.info.display_name} in {self.data_dir} (subjects "
@@ -178,8 +188,12 @@ class AnimationDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sequence = self.sequences[index]
-        audio = self.prepare_audio(decode_audio(str(sequence.wav), SAMPLING_RATE))
+        audio = decode_audio(str(sequence.wav), SAMPLING_RATE)
         vertices = np.load(sequence.vertices, mmap_mode="r")[:: self.vertex_stride]
+        if self.max_seconds is not None:  # cut before preparing: the encoder normalises the clip it sees
+            audio = audio[: int(self.max_seconds * SAMPLING_RATE)]
+            vertices = vertices[: int(self.max_seconds * self.frame_rate)]
+        audio = self.prepare_audio(audio)
         return {
             "name": sequence.name,
             "subject": sequence.subject,
@@ -192,7 +206,35 @@ class AnimationDataset(torch.utils.data.Dataset):
 
     def lengths(self) -> list[int]:
         """Vertex frames per sequence (for length-grouped batching), from the file headers."""
-        return [len(range(0, np.load(s.vertices, mmap_mode="r").shape[0], self.vertex_stride)) for s in self.sequences]
+        lengths = [
+            len(range(0, np.load(s.vertices, mmap_mode="r").shape[0], self.vertex_stride)) for s in self.sequences
+        ]
+        if self.max_seconds is not None:
+            lengths = [min(n, int(self.max_seconds * self.frame_rate)) for n in lengths]
+        return lengths
+
+
+class DatasetMixture(torch.utils.data.Dataset):
+    """One split of several datasets in one run (UniTalker's mixture), each an `AnimationDataset` of its own mesh,
+    frame rate and speakers: items of `parts[0]` first, then `parts[1]`, ...; each item names its `dataset`. Batch it
+    with `DatasetGroupedBatchSampler`, which never puts two datasets in one batch."""
+
+    def __init__(self, parts: dict[str, AnimationDataset]):
+        if not parts:
+            raise ValueError("A dataset mixture needs at least one dataset.")
+        self.parts = dict(parts)
+        self.offsets = np.cumsum([0] + [len(p) for p in self.parts.values()])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int) -> dict:
+        part = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        return list(self.parts.values())[part][index - int(self.offsets[part])]
+
+    def group_lengths(self) -> dict[str, list[int]]:
+        """Vertex frames per sequence, per dataset (in `parts` order)."""
+        return {name: part.lengths() for name, part in self.parts.items()}
 
 
 def collate_animation(examples: list[dict]) -> dict:

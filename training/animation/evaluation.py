@@ -39,12 +39,13 @@ def repeat_for_conditions(item: dict, conditions: list[int]) -> dict:
 
 @torch.no_grad()
 def validation_loss(model, dataset: AnimationDataset, device, autocast, mode: str, forward_kwargs: dict) -> float:
-    """The model's loss over the split in eval mode, averaged over the styles of `conditions_for`."""
+    """The model's loss over the split in eval mode, averaged over the styles of `conditions_for` (the dataset's
+    training speakers: `dataset.train_subjects`, the model's for its dataset)."""
     was_training = model.training
     model.eval()
     losses = []
     for item in dataset:
-        batch = repeat_for_conditions(item, conditions_for(item["subject_index"], model.config.num_subjects, mode))
+        batch = repeat_for_conditions(item, conditions_for(item["subject_index"], len(dataset.train_subjects), mode))
         with autocast():
             output = model(**{k: v.to(device) for k, v in batch.items()}, **forward_kwargs)
         losses.append(float(output.loss))
@@ -57,13 +58,14 @@ def predict_test_split(
     model, dataset: AnimationDataset, device, autocast, mode: str, limit: int | None = None, predict_kwargs=None
 ) -> list[dict]:
     """Predictions for every test sequence and style: dicts with `name`, `subject`, `condition`, `prediction`
-    (T, V*3), `reference` and `template`. Each prediction has the reference's frame count."""
+    (T, V*3), `reference` and `template`. Each prediction has the reference's frame count. The styles are the
+    dataset's training speakers (`dataset.train_subjects`, the model's for its dataset)."""
     model.eval()
     results = []
     count = len(dataset) if limit is None else min(limit, len(dataset))
     for index in tqdm(range(count), desc="test", leave=False):
         item = dataset[index]
-        conditions = conditions_for(item["subject_index"], model.config.num_subjects, mode)
+        conditions = conditions_for(item["subject_index"], len(dataset.train_subjects), mode)
         batch = repeat_for_conditions(item, conditions)
         with autocast():
             output = model.predict(
@@ -78,7 +80,7 @@ def predict_test_split(
             results.append({
                 "name": item["name"],
                 "subject": item["subject"],
-                "condition": model.config.train_subjects[condition],
+                "condition": dataset.train_subjects[condition],
                 "prediction": prediction,
                 "reference": item["labels"][: len(prediction)],
                 "template": item["template"],
@@ -142,3 +144,19 @@ def score_predictions(results: list[dict], regions: Regions, lve_scale: float, f
             predictions, references, [r["template"] for r in results], regions.upper_face, scale=fdd_scale
         )
     return metrics
+
+
+def sequence_lip_errors(results: list[dict], lip: np.ndarray, vertex_scale: float = 1.0) -> dict:
+    """UniTalker's own evaluation (`validate_epoch`): per prediction, LVE = the mean over frames of the maximum over
+    lip vertices of the squared L2 error, and LVD = the mean of its square root, both in UniTalker's scaled space
+    (vertices times the dataset's `vertex_scale`: BIWI 0.2, so LVE x 0.04), then averaged over predictions (per
+    sequence, not pooled over frames as `score_predictions`). Unscaled units (no 1e-5)."""
+    lve, lvd = [], []
+    for r in results:
+        prediction = np.asarray(r["prediction"], dtype=np.float64).reshape(len(r["prediction"]), -1, 3)
+        reference = np.asarray(r["reference"], dtype=np.float64).reshape(len(r["reference"]), -1, 3)
+        frames = min(len(prediction), len(reference))
+        squared = (((prediction[:frames] - reference[:frames]) * vertex_scale) ** 2).sum(-1)[:, lip].max(-1)
+        lve.append(squared.mean())
+        lvd.append(np.sqrt(squared).mean())
+    return {"lve": float(np.mean(lve)), "lvd": float(np.mean(lvd)), "num_predictions": len(results)}

@@ -32,16 +32,22 @@ from modeling_wav2sem import (
     FaceFormerForAnimation,
     LGLDMConfig,
     LGLDMForAnimation,
+    UniTalkerConfig,
+    UniTalkerForAnimation,
     VOCAConfig,
     VOCAForAnimation,
 )
+
+from .data import DatasetMixture
 
 
 @dataclass
 class StageContext:
     """What a stage's `build` gets: the parsed arguments, the mesh size and speakers of the data, the
     `--config_overrides` dict, the folders of the earlier stages' saved models (`{stage name: folder}`, also from the
-    command line, e.g. `--vqvae`), and the runner's audio-encoder loader (`--audio_encoder`, fused with `--wav2sem`)."""
+    command line, e.g. `--vqvae`), and the runner's audio-encoder loader (`--audio_encoder`, fused with `--wav2sem`).
+    `vertice_dim` and `train_subjects` are the first dataset's; `datasets` lists every dataset of the run (`name`,
+    `vertice_dim`, `train_subjects`), more than one only for a recipe with `per_dataset`."""
 
     args: object
     vertice_dim: int
@@ -49,6 +55,7 @@ class StageContext:
     overrides: dict
     previous: dict
     load_audio_encoder: Callable[[], object]
+    datasets: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,9 @@ class AnimationRecipe:
         prepare: called once on a new model with the training split before training (not on resume: the
             checkpoint holds the result).
         paper / card_paragraph / objective: what the model card says.
+        per_dataset: the model trains on several datasets in one run (`--datasets`): it is built with `datasets=`
+            (every dataset's mesh and speakers), each batch holds one dataset and `forward` / `predict` take its name
+            as `dataset=`; each dataset is scored apart. Other models take one dataset.
     """
 
     name: str
@@ -117,6 +127,7 @@ class AnimationRecipe:
     eval_kwargs: dict = field(default_factory=dict)
     predict_kwargs: dict = field(default_factory=dict)
     prepare: Callable | None = None
+    per_dataset: bool = False
 
     @property
     def training_stages(self) -> tuple[AnimationStage, ...]:
@@ -164,6 +175,14 @@ def training_offsets(dataset, max_frames: int = 20000, seed: int = 0) -> torch.T
     if len(offsets) > max_frames:
         offsets = offsets[np.random.default_rng(seed).choice(len(offsets), max_frames, replace=False)]
     return torch.from_numpy(offsets)
+
+
+def _unitalker_prepare(model, train_set):
+    """Each vertex dataset's PCA basis from its training offsets (published: `pca.npz` from the training split)."""
+    parts = train_set.parts if isinstance(train_set, DatasetMixture) else {train_set.info.name: train_set}
+    for name, part in parts.items():
+        if model.config.dataset_entry(name)["pca"]:
+            model.fit_pca(training_offsets(part, max_frames=4096), name)
 
 
 def _voca_prepare(model, train_set):
@@ -328,6 +347,28 @@ ANIMATION_RECIPES: dict[str, AnimationRecipe] = {
         objective="Huber loss (delta 1) between the predicted and the true clean vertices at a uniformly drawn "
         "diffusion step, as FaceDiffuser",
         eval_kwargs={"generator": 0},  # the validation loss at one fixed draw of steps and noise
+    ),
+    "unitalker": AnimationRecipe(
+        name="unitalker",
+        display_name="UniTalker",
+        config_class=UniTalkerConfig,
+        model_class=UniTalkerForAnimation,
+        defaults={"num_train_epochs": 100, "learning_rate": 1e-4, "per_device_train_batch_size": 1},
+        paper="UniTalker: Scaling up Audio-Driven 3D Facial Animation through A Unified Model (ECCV 2024), "
+        "arXiv 2408.00762",
+        card_paragraph=(
+            "UniTalker (Fan et al., ECCV 2024): one model for a mixture of datasets with different meshes. The audio "
+            "encoder's output is interpolated to the vertex frames, `audio_feature_map` maps it to 256 (FC2 of "
+            "Wav2Sem for a fused encoder), a learned identity embedding (one per training speaker of every dataset, "
+            "plus a pivot identity trained with probability 0.1 and used for unseen speakers) joins it, and a TCN of "
+            "three residual Conv1d + LayerNorm blocks feeds one zero-initialised head per annotation type, which "
+            "predicts coefficients of a fixed PCA basis of that dataset's training offsets (in UniTalker's scaled "
+            "space: BIWI x 0.2). Batches never mix two datasets."
+        ),
+        objective="MSE of the scaled vertices + 0.01 x MSE of the PCA coefficients to the projection of the ground "
+        "truth, Adam",
+        prepare=_unitalker_prepare,
+        per_dataset=True,
     ),
 }
 

@@ -42,3 +42,51 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler):
         shuffled = [batches[index] for index in rng.permutation(len(batches))]
         yield from (batch for batch in shuffled if len(batch) == self.batch_size)
         yield from (batch for batch in shuffled if len(batch) < self.batch_size)
+
+
+class DatasetGroupedBatchSampler(torch.utils.data.Sampler):
+    """Batches of a `DatasetMixture` that never mix two datasets (two mesh types, frame rates, heads): each dataset's
+    indices, repeated `repeats[name]` times an epoch (per-dataset oversampling, UniTalker's `duplicate_list`), are
+    batched as `LengthGroupedBatchSampler` batches them, then all datasets' batches are shuffled together, in an order
+    fixed by (seed, epoch). Incomplete batches come last (see `LengthGroupedBatchSampler`). Call `set_epoch` first.
+
+    Args:
+        group_lengths: `{dataset: [frames per sequence]}` in the mixture's order (its items are numbered through).
+        batch_size: items per batch.
+        repeats: `{dataset: times per epoch}` (default 1 each).
+    """
+
+    def __init__(self, group_lengths: dict, batch_size: int, repeats: dict | None = None, seed: int = 0,
+                 group_batches: int = 50):
+        repeats = dict(repeats or {})
+        unknown = sorted(set(repeats) - set(group_lengths))
+        if unknown:
+            raise ValueError(f"Repeats for datasets not in the mixture: {unknown} (it has {list(group_lengths)}).")
+        if any(int(r) < 1 for r in repeats.values()):
+            raise ValueError(f"Every dataset's repeat count must be >= 1, got {repeats}.")
+        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+        self.groups = []  # (global indices, one per repeated item; the per-dataset sampler over them)
+        offset = 0
+        for number, (name, lengths) in enumerate(group_lengths.items()):
+            count = int(repeats.get(name, 1))
+            indices = np.tile(np.arange(offset, offset + len(lengths)), count)
+            sampler = LengthGroupedBatchSampler(np.tile(lengths, count), batch_size, seed=seed * 1000 + number,
+                                                group_batches=group_batches)
+            self.groups.append((indices, sampler))
+            offset += len(lengths)
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return sum(len(sampler) for _, sampler in self.groups)
+
+    def __iter__(self):
+        batches = []
+        for indices, sampler in self.groups:
+            sampler.set_epoch(self.epoch)
+            batches += [indices[batch].tolist() for batch in sampler]
+        rng = np.random.default_rng([self.seed, self.epoch, len(self.groups)])
+        shuffled = [batches[index] for index in rng.permutation(len(batches))]
+        yield from (batch for batch in shuffled if len(batch) == self.batch_size)
+        yield from (batch for batch in shuffled if len(batch) < self.batch_size)
