@@ -322,6 +322,8 @@ class AnimationConfig(PreTrainedConfig):
     @property
     def audio_frame_rate(self) -> float:
         """Conv feature frames per second (50 for 16 kHz audio and a 320-sample hop)."""
+        if self.backbone_config.model_type == "whisper":  # 10 ms log-mel frames, stride-2 conv: 50 Hz
+            return 50.0
         strides = getattr(self.backbone_config, "conv_stride", None)
         if not strides:
             raise ValueError(f"The audio encoder ({self.backbone_config.model_type}) has no conv feature encoder.")

@@ -31,6 +31,19 @@ WAV2SEM_PRESETS: dict[str, dict] = {
         "activation_dropout": 0.0,
         "attention_dropout": 0.0,
     },
+    # The trainable part over a frozen pre-trained front end (`Wav2SemModel.from_front_end`): the small preset's width
+    # and heads, 2 layers (the front end's frames already carry the words); its conv fields are unused.
+    "frontend": {
+        "hidden_size": 384,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 6,
+        "intermediate_size": 1536,
+        "num_conv_pos_embeddings": 64,
+        "num_conv_pos_embedding_groups": 16,
+        "layerdrop": 0.0,
+        "activation_dropout": 0.0,
+        "attention_dropout": 0.0,
+    },
     # For tests: under 1M parameters, but the standard 400-sample receptive field and 320-sample hop.
     "tiny": {
         "conv_dim": (32,) * 7,
@@ -79,6 +92,10 @@ class Wav2SemConfig(PreTrainedConfig):
         teacher_name_or_path (`str`, *optional*): the text encoder that produced the targets (information only).
         sampling_rate (`int`, defaults to 16000): sampling rate of the input audio.
         initializer_range (`float`, defaults to 0.02): standard deviation of the normal initialiser of linear layers.
+        front_end_config (`dict` or `PreTrainedConfig`, *optional*): a frozen pre-trained speech encoder (Whisper's
+            encoder, or a HuBERT / Wav2Vec2 / WavLM model) whose 50 Hz frames replace the conv feature encoder: the
+            feature projection, positional conv, Transformer and pooling then run on its frames. `None` (default, the
+            paper's architecture) learns from raw audio. Build one with `Wav2SemModel.from_front_end`.
 
     Example:
 
@@ -90,6 +107,9 @@ class Wav2SemConfig(PreTrainedConfig):
     """
 
     model_type = "wav2sem"
+    sub_configs_defaults = {
+        "front_end_config": SubConfigSpec(config_class=AutoConfig, model_type="whisper", optional=True),
+    }
 
     hidden_size: int = 768
     num_hidden_layers: int = 12
@@ -116,6 +136,7 @@ class Wav2SemConfig(PreTrainedConfig):
     teacher_name_or_path: str | None = None
     sampling_rate: int = 16000
     initializer_range: float = 0.02
+    front_end_config: dict | PreTrainedConfig | None = None
 
     def __post_init__(self, **kwargs):
         self.text_embed_dim = self.text_embed_dim or self.hidden_size
@@ -142,6 +163,19 @@ class Wav2SemConfig(PreTrainedConfig):
             raise ValueError(f"target must be 'cls' (variant c) or 'mean' (variant m), got {self.target!r}.")
         if self.feat_extract_norm not in ("group", "layer"):
             raise ValueError(f"feat_extract_norm must be 'group' or 'layer', got {self.feat_extract_norm!r}.")
+
+    @property
+    def frame_input_size(self) -> int:
+        """Width of the frames the feature projection takes: the front end's hidden size, else the last conv layer's."""
+        if self.front_end_config is not None:
+            return self.front_end_config.hidden_size
+        return self.conv_dim[-1]
+
+    @property
+    def normalizes_audio(self) -> bool:
+        """Whether the model takes audio normalised per utterance (its own conv stack, wav2vec2-family front ends) or
+        the raw waveform (a Whisper front end, whose log-mel features expect it)."""
+        return getattr(self.front_end_config, "model_type", None) != "whisper"
 
     @property
     def num_feat_extract_layers(self) -> int:

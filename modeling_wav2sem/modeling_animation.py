@@ -7,11 +7,16 @@ transformers and the sibling files, so that every saved model carries it as Hub 
 
 **The audio encoder contract.** `model.audio_encoder` is any wav2vec2-family `AutoModel` (HuBERT, Wav2Vec2, WavLM,
 Data2VecAudio: a conv `feature_extractor`, a `feature_projection`, an `encoder` of Transformer layers, 50 Hz frames at
-16 kHz) or a `Wav2SemFusedEncoder` around one (its `backbone`). The base runs the encoder stage by stage, so it can
-bring the frames to the vertex rate where the published model does: on the conv features before the Transformer
-layers (`resample_point = "conv"`: FaceFormer, CodeTalker) or on the encoder's output (`"output"`: VOCA, UniTalker,
-...). A fused encoder adds `FC1(F_s)` to the backbone's frames at that rate (`Wav2SemFusedEncoder.fuse`): F_d feeds the
-model exactly where F_p would. Nothing in transformers is patched.
+16 kHz), Whisper's encoder, or a `Wav2SemFusedEncoder` around one (its `backbone`). The base runs the encoder stage by
+stage, so it can bring the frames to the vertex rate where the published model does: on the conv features before the
+Transformer layers (`resample_point = "conv"`: FaceFormer, CodeTalker) or on the encoder's output (`"output"`: VOCA,
+UniTalker, ...). A fused encoder adds `FC1(F_s)` to the backbone's frames at that rate (`Wav2SemFusedEncoder.fuse`):
+F_d feeds the model exactly where F_p would. Nothing in transformers is patched.
+
+A Whisper encoder runs on 30 s windows of log-mel features computed from the raw audio (`modeling_speech_backbone`);
+its Transformer needs its own 50 Hz frames, so its output is brought to the vertex rate for every model (a
+`resample_point = "conv"` model resamples Whisper's output instead: a reconstruction, as none of the published models
+ran on Whisper).
 
 **The model contract.** `forward(input_values, template, subject_index=..., labels=...) -> output.loss` trains;
 `predict(input_values, template, subject_index=...) -> output.vertices` animates. Both take right-padded batches
@@ -37,6 +42,17 @@ from transformers.utils import ModelOutput
 
 from .configuration_animation import AnimationConfig
 from .configuration_wav2sem import Wav2SemFusedConfig
+from .modeling_speech_backbone import (
+    WHISPER_N_FFT,
+    build_speech_backbone,
+    check_whisper_feature_extractor,
+    freeze_conv_front_end,
+    is_whisper,
+    raw_audio_feature_extractor,
+    speech_encoder_of,
+    whisper_encoder_frames,
+    whisper_frame_lengths,
+)
 from .modeling_wav2sem import (
     SavesFeatureExtractorMixin,
     Wav2SemFusedEncoder,
@@ -164,11 +180,14 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
             if config.is_fused:
                 audio_encoder = Wav2SemFusedEncoder(config.audio_config)
             else:
-                audio_encoder = AutoModel.from_config(config.audio_config)
+                audio_encoder = build_speech_backbone(config.audio_config)
         self.audio_encoder = audio_encoder
         self._share_audio_config()
         owner = self.speech_backbone
-        for name in ("feature_extractor", "feature_projection", "encoder"):
+        parts = ("feature_extractor", "feature_projection", "encoder")
+        if is_whisper(owner.config):
+            parts = ("conv1", "conv2", "layers")
+        for name in parts:
             if not isinstance(getattr(owner, name, None), nn.Module):
                 raise ValueError(
                     f"{type(owner).__name__} is not a wav2vec2-family speech model (no `{name}`): the animation "
@@ -248,10 +267,7 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
 
     def freeze_feature_encoder(self):
         """Stop gradients to the audio encoder's conv feature encoder (all the baselines keep the CNN frozen)."""
-        feature_encoder = self.speech_backbone.feature_extractor
-        feature_encoder.requires_grad_(False)
-        if hasattr(feature_encoder, "_requires_grad"):
-            feature_encoder._requires_grad = False  # transformers' encoders then skip the gradient-checkpointing hook
+        freeze_conv_front_end(self.speech_backbone)
 
     def train(self, mode: bool = True):
         """As `nn.Module.train`; a fused encoder's Wav2Sem module stays in eval mode (no dropout, no LayerDrop)."""
@@ -290,9 +306,12 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
             encoder = audio_encoder
             extractor = encoder.build_feature_extractor() if hasattr(encoder, "build_feature_extractor") else None
         else:
-            encoder = AutoModel.from_pretrained(audio_encoder, **(encoder_kwargs or {}))
+            encoder = speech_encoder_of(AutoModel.from_pretrained(audio_encoder, **(encoder_kwargs or {})))
             extractor = _load_feature_extractor(audio_encoder, encoder_kwargs or {})
-            if extractor is None and hasattr(encoder, "build_feature_extractor"):
+            if is_whisper(encoder.config):  # its log-mel features are computed in the model, from raw audio
+                check_whisper_feature_extractor(extractor, encoder.config)
+                extractor = raw_audio_feature_extractor()
+            elif extractor is None and hasattr(encoder, "build_feature_extractor"):
                 extractor = encoder.build_feature_extractor()
         config = cls.config_class(audio_config=encoder.config, dataset=dataset, **config_kwargs)
         model = cls(config, audio_encoder=encoder)
@@ -303,6 +322,8 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
         """The audio encoder's feature extractor (wav2vec2-base-960h's settings, normalising, when it came with none),
         always returning attention masks: the model needs each item's length in a padded batch."""
         extractor = self.audio_feature_extractor
+        if extractor is None and is_whisper(self.config.backbone_config):
+            return raw_audio_feature_extractor(self.config.sampling_rate)
         if extractor is None:
             return Wav2Vec2FeatureExtractor(
                 sampling_rate=self.config.sampling_rate, do_normalize=True, return_attention_mask=True
@@ -326,6 +347,8 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
     def receptive_field(self) -> int:
         """Samples one conv frame sees (400 for the wav2vec2 conv stack): the shortest audio the model accepts."""
         backbone = self.config.backbone_config
+        if is_whisper(backbone):
+            return WHISPER_N_FFT
         field, hop = 1, 1
         for kernel, stride in zip(backbone.conv_kernel, backbone.conv_stride):
             field += (kernel - 1) * hop
@@ -335,6 +358,8 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
     def audio_frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
         """Conv frames (50 Hz) for `(B,)` lengths in samples."""
         backbone = self.config.backbone_config
+        if is_whisper(backbone):
+            return whisper_frame_lengths(sample_lengths)
         return conv_output_lengths(sample_lengths, backbone.conv_kernel, backbone.conv_stride)
 
     def num_frames_for_audio(self, conv_lengths: list[int], frame_rate: float | None = None) -> list[int]:
@@ -407,7 +432,7 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
                 raise ValueError(f"Audio too short for one vertex frame ({k} conv frames needed): {conv_lengths}.")
         targets = [k * t for t in frames]
         padded = padded or min(targets) < max(targets)
-        features = self._run_audio_encoder(input_values, attention_mask, conv_lengths, targets, padded)
+        features = self._run_audio_encoder(input_values, attention_mask, conv_lengths, targets, padded, lengths)
         return features, frames
 
     def resample_audio_frames(self, features: torch.Tensor, lengths: list[int], targets: list[int]) -> torch.Tensor:
@@ -416,10 +441,15 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
         code resamples otherwise (VOCA's interpolation in time) overrides this."""
         return resample_batch(features, lengths, targets, self.audio_resampling)
 
-    def _run_audio_encoder(self, input_values, attention_mask, conv_lengths, targets, padded: bool) -> torch.Tensor:
+    def _run_audio_encoder(
+        self, input_values, attention_mask, conv_lengths, targets, padded: bool, sample_lengths: torch.Tensor
+    ) -> torch.Tensor:
         """The encoder stage by stage (as its own `forward` runs them), with the frames brought to `targets` on the
         conv features or on the output (`resample_point`), the frame mask at that rate, and Wav2Sem fused in."""
         owner = self.speech_backbone
+        if is_whisper(owner.config):
+            hidden, _ = whisper_encoder_frames(owner, input_values, sample_lengths)
+            return self._fuse_and_finish(hidden, input_values, attention_mask, conv_lengths, targets, padded, True)
         extract = owner.feature_extractor(input_values.to(owner.dtype))  # (B, C_conv, N)
         if self.resample_point == "conv":
             extract = self.resample_audio_frames(extract, conv_lengths, targets)
@@ -435,10 +465,19 @@ class AnimationPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
         # SpecAugment as the encoder's own forward applies it (only in training, only where its config asks for it).
         hidden = owner._mask_hidden_states(hidden, attention_mask=frame_mask)
         hidden = owner.encoder(hidden, attention_mask=frame_mask, return_dict=True).last_hidden_state
+        return self._fuse_and_finish(
+            hidden, input_values, attention_mask, conv_lengths, targets, padded, self.resample_point == "output"
+        )
+
+    def _fuse_and_finish(
+        self, hidden, input_values, attention_mask, conv_lengths, targets, padded: bool, resample: bool
+    ) -> torch.Tensor:
+        """The encoder's output `(B, N, C)`: Wav2Sem fused in, brought to `targets` frames if not yet (`resample`),
+        zero past each item's frames."""
         if is_fused_encoder(self.audio_encoder):
             semantic = self.audio_encoder.semantic_embeddings(input_values, attention_mask)
             hidden = self.audio_encoder.fuse(hidden, semantic)
-        if self.resample_point == "output":
+        if resample:
             hidden = self.resample_audio_frames(hidden.transpose(1, 2), conv_lengths, targets).transpose(1, 2)
         if padded:  # zero past each item's frames, whatever the encoder left there
             hidden = hidden * lengths_to_mask(torch.tensor(targets, device=hidden.device), hidden.shape[1])[..., None]

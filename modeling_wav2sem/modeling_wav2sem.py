@@ -4,7 +4,7 @@ encoder's sentence embedding, and the fused encoder `F_d = FC2(FC1(F_s) + F_p)` 
 Wav2Vec2 / WavLM / Data2VecAudio backbone.
 
 Read top to bottom: outputs, input checks, layers, pre-trained base class, models. Imports only torch, transformers
-and the sibling configuration file, so the file doubles as Hub remote code.
+and the sibling configuration and speech-backbone files, so the file doubles as Hub remote code.
 
 Shapes: B batch, L samples, T conv frames, N encoder frames (N == T), H hidden size, D semantic (teacher) size.
 """
@@ -26,6 +26,16 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
 from .configuration_wav2sem import Wav2SemConfig, Wav2SemFusedConfig
+from .modeling_speech_backbone import (
+    build_speech_backbone,
+    check_whisper_feature_extractor,
+    freeze_conv_front_end,
+    is_whisper,
+    raw_audio_feature_extractor,
+    speech_encoder_of,
+    whisper_encoder_frames,
+    whisper_frame_lengths,
+)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -349,12 +359,12 @@ class Wav2SemFeatureEncoder(nn.Module):
 
 
 class Wav2SemFeatureProjection(nn.Module):
-    """LayerNorm -> Linear -> dropout: conv features `(B, T, C)` -> `(B, T, H)`."""
+    """LayerNorm -> Linear -> dropout: conv (or front-end) features `(B, T, C)` -> `(B, T, H)`."""
 
     def __init__(self, config: Wav2SemConfig):
         super().__init__()
-        self.layer_norm = nn.LayerNorm(config.conv_dim[-1], eps=config.layer_norm_eps)
-        self.projection = nn.Linear(config.conv_dim[-1], config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.frame_input_size, eps=config.layer_norm_eps)
+        self.projection = nn.Linear(config.frame_input_size, config.hidden_size)
         self.dropout = nn.Dropout(config.feat_proj_dropout)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -639,6 +649,12 @@ class Wav2SemPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
 
     def _get_feat_extract_output_lengths(self, input_lengths: torch.LongTensor | int) -> torch.LongTensor | int:
         """Number of encoder frames for `input_lengths` samples (hop 320, receptive field 400 by default)."""
+        front_end = getattr(self, "front_end", None)
+        if front_end is not None:
+            if is_whisper(front_end.config):
+                lengths = whisper_frame_lengths(torch.as_tensor(input_lengths))
+                return int(lengths) if isinstance(input_lengths, int) else lengths
+            return front_end._get_feat_extract_output_lengths(input_lengths)
         if isinstance(input_lengths, int):
             return int(conv_output_lengths(torch.tensor(input_lengths), self.config.conv_kernel, self.config.conv_stride))
         return conv_output_lengths(input_lengths, self.config.conv_kernel, self.config.conv_stride)
@@ -672,7 +688,13 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
 
     def __init__(self, config: Wav2SemConfig):
         super().__init__(config)
-        self.feature_extractor = Wav2SemFeatureEncoder(config)
+        if config.front_end_config is not None:  # a frozen pre-trained speech encoder instead of the conv stack
+            self.front_end = build_speech_backbone(config.front_end_config)
+            self.front_end.config = config.front_end_config
+            self.feature_extractor = None
+        else:
+            self.front_end = None
+            self.feature_extractor = Wav2SemFeatureEncoder(config)
         self.feature_projection = Wav2SemFeatureProjection(config)
         self.encoder = Wav2SemEncoder(config)
         self.projection_head = (
@@ -684,15 +706,96 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
         self.register_buffer("target_shift", torch.zeros(config.text_embed_dim))
         self.register_buffer("target_scale", torch.ones(config.text_embed_dim))
         self.post_init()
+        self._freeze_front_end()
+
+    @classmethod
+    def from_front_end(
+        cls,
+        front_end: "str | os.PathLike | PreTrainedModel",
+        preset: str = "small",
+        audio_context: str | None = None,
+        front_end_kwargs: dict | None = None,
+        **overrides,
+    ) -> "Wav2SemModel":
+        """A new Wav2Sem whose Transformer and pooling run on a frozen pre-trained speech encoder's frames.
+
+        Args:
+            front_end: a checkpoint (folder or Hub id; a Whisper checkpoint gives its encoder) or a model.
+            preset: the `WAV2SEM_PRESETS` entry for the trainable part (its conv settings are unused).
+            audio_context: for a Whisper front end, `"window"` (30 s windows, as Whisper was trained) or
+                `"utterance"` (the encoder sees only the audio: faster on short clips); see
+                `modeling_speech_backbone`.
+            front_end_kwargs: `from_pretrained` arguments for the front end (`revision`, `dtype`, ...).
+            overrides: config fields over the preset (`text_embed_dim`, `target`, ...).
+
+        The front end's weights are copied in and saved with the model, so the result saves and loads as any
+        Wav2Sem checkpoint.
+        """
+        if isinstance(front_end, PreTrainedModel):
+            backbone = speech_encoder_of(front_end)
+        else:
+            backbone = speech_encoder_of(AutoModel.from_pretrained(front_end, **(front_end_kwargs or {})))
+        front_end_config = copy.deepcopy(backbone.config)
+        if audio_context is not None:
+            if not is_whisper(front_end_config):
+                raise ValueError("audio_context applies to Whisper front ends only.")
+            front_end_config.audio_context = audio_context
+        config = Wav2SemConfig.from_preset(preset, front_end_config=front_end_config, **overrides)
+        model = cls(config)
+        model.front_end.load_state_dict(backbone.state_dict())
+        return model
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """As `PreTrainedModel.from_pretrained`; a front end is frozen again (loading resets the flags)."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        (loaded[0] if isinstance(loaded, tuple) else loaded)._freeze_front_end()
+        return loaded
+
+    def _freeze_front_end(self):
+        if self.front_end is not None:
+            self.front_end.requires_grad_(False)
+            self.front_end.eval()
+
+    def train(self, mode: bool = True):
+        """As `nn.Module.train`; a front end stays in eval mode (frozen: no dropout)."""
+        super().train(mode)
+        if self.front_end is not None:
+            self.front_end.eval()
+        return self
 
     def build_feature_extractor(self) -> Wav2Vec2FeatureExtractor:
-        """Per-utterance normalisation at the config's sampling rate, with attention masks (batches are masked)."""
+        """Per-utterance normalisation at the config's sampling rate (the raw waveform for a Whisper front end), with
+        attention masks (batches are masked)."""
+        if not self.config.normalizes_audio:
+            return raw_audio_feature_extractor(self.config.sampling_rate)
         return normalizing_feature_extractor(self.config.sampling_rate)
 
     def freeze_feature_encoder(self):
-        """Stop gradients to the conv feature encoder."""
-        for param in self.feature_extractor.parameters():
-            param.requires_grad = False
+        """Stop gradients to the conv feature encoder (a front end is frozen whole already)."""
+        if self.feature_extractor is not None:
+            for param in self.feature_extractor.parameters():
+                param.requires_grad = False
+
+    @torch.no_grad()
+    def front_end_frames(
+        self, input_values: torch.Tensor, lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The frozen front end's frames `(B, N, C_f)` (zero past each item's) and their lengths `(B,)` (`None` for an
+        unpadded batch)."""
+        batch, samples = input_values.shape
+        full = torch.full((batch,), samples, dtype=torch.long, device=input_values.device)
+        sample_lengths = full if lengths is None else lengths
+        if is_whisper(self.front_end.config):
+            frames, frame_lengths = whisper_encoder_frames(self.front_end, input_values, sample_lengths)
+        else:
+            mask = None
+            if lengths is not None and getattr(self.front_end.config, "feat_extract_norm", "layer") == "layer":
+                mask = lengths_to_mask(lengths, samples).long()
+            frames = self.front_end(input_values.to(self.front_end.dtype), attention_mask=mask).last_hidden_state
+            frame_lengths = self.front_end._get_feat_extract_output_lengths(sample_lengths)
+            frames = frames * lengths_to_mask(frame_lengths, frames.shape[1])[..., None]
+        return frames, (None if lengths is None else frame_lengths)
 
     @torch.no_grad()
     def set_target_statistics(self, mean: torch.Tensor, std: torch.Tensor):
@@ -723,7 +826,8 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
         r"""
         Args:
             input_values (`torch.FloatTensor` of shape `(B, L)`):
-                16 kHz mono audio, normalised per utterance as `Wav2Vec2FeatureExtractor` does, right-padded.
+                16 kHz mono audio as `build_feature_extractor()` prepares it (normalised per utterance; raw for a
+                Whisper front end), right-padded.
             attention_mask (`torch.LongTensor` of shape `(B, L)`, *optional*):
                 1 on real samples, 0 on padding.
         """
@@ -732,11 +836,16 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
         )
 
         lengths = validate_audio_inputs(input_values, attention_mask, self.config.receptive_field)
-        features = self.feature_extractor(input_values.to(self.dtype), lengths).transpose(1, 2)
         frame_mask = None
-        if lengths is not None:
-            frame_mask = lengths_to_mask(self._get_feat_extract_output_lengths(lengths), features.shape[1])
-        hidden_states = self.feature_projection(features)
+        if self.front_end is not None:
+            features, frame_lengths = self.front_end_frames(input_values, lengths)
+            if frame_lengths is not None:
+                frame_mask = lengths_to_mask(frame_lengths, features.shape[1])
+        else:
+            features = self.feature_extractor(input_values.to(self.dtype), lengths).transpose(1, 2)
+            if lengths is not None:
+                frame_mask = lengths_to_mask(self._get_feat_extract_output_lengths(lengths), features.shape[1])
+        hidden_states = self.feature_projection(features.to(self.feature_projection.projection.weight.dtype))
         hidden_states, all_hidden_states, all_attentions = self.encoder(
             hidden_states, frame_mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states
         )
@@ -791,7 +900,7 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
     ):
         _check_rates(config.audio_config, config.wav2sem_config)
         super().__init__(config)
-        self.backbone = backbone if backbone is not None else AutoModel.from_config(config.audio_config)
+        self.backbone = backbone if backbone is not None else build_speech_backbone(config.audio_config)
         self.wav2sem = wav2sem if wav2sem is not None else Wav2SemModel(config.wav2sem_config)
         # One config object per sub-model, shared with the composite config (as SpeechEncoderDecoderModel does).
         # Building the composite config resets the sub-configs' attention implementation: give them the resolved one.
@@ -837,6 +946,8 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
         """The backbone's feature extractor when it came with one (the input is the backbone's; Wav2Sem normalises
         its own copy), else per-utterance normalisation; always with attention masks, which Wav2Sem needs to pool a
         padded batch (the backbone gets them only if `config.backbone_attention_mask`)."""
+        if is_whisper(self.config.audio_config):  # the model computes Whisper's log-mel features itself
+            return raw_audio_feature_extractor(self.config.wav2sem_config.sampling_rate)
         if self.backbone_feature_extractor is None:
             return normalizing_feature_extractor(self.config.wav2sem_config.sampling_rate)
         extractor = copy.deepcopy(self.backbone_feature_extractor)
@@ -850,14 +961,9 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
         return self
 
     def freeze_feature_encoder(self):
-        """Stop gradients to the backbone's conv feature encoder, as the downstream baselines do (the Wav2Sem module is
-        frozen whole anyway). The standard name of transformers' speech models."""
-        feature_encoder = getattr(self.backbone, "feature_extractor", None)
-        if not isinstance(feature_encoder, nn.Module):
-            raise ValueError(f"{type(self.backbone).__name__} has no conv feature encoder (`feature_extractor`) to freeze.")
-        feature_encoder.requires_grad_(False)
-        if hasattr(feature_encoder, "_requires_grad"):
-            feature_encoder._requires_grad = False  # transformers' encoders then skip the gradient-checkpointing hook
+        """Stop gradients to the backbone's conv feature encoder (Whisper: its two convolutions), as the downstream
+        baselines do (the Wav2Sem module is frozen whole anyway). The standard name of transformers' speech models."""
+        freeze_conv_front_end(self.backbone)
 
     freeze_backbone_feature_encoder = freeze_feature_encoder  # the name before 0.2
 
@@ -867,8 +973,8 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
         normalised per utterance (over the real samples when `attention_mask` is given)."""
         lengths = validate_audio_inputs(input_values, attention_mask, self.config.wav2sem_config.receptive_field)
         wav2sem_mask = None if lengths is None else attention_mask
-        normalized = normalize_audio(input_values, lengths)
-        return self.wav2sem(normalized, attention_mask=wav2sem_mask).semantic_embeds
+        audio = normalize_audio(input_values, lengths) if self.config.wav2sem_config.normalizes_audio else input_values
+        return self.wav2sem(audio, attention_mask=wav2sem_mask).semantic_embeds
 
     def fuse(self, frame_features: torch.Tensor, semantic_embeds: torch.Tensor) -> torch.Tensor:
         """F_d = FC2(FC1(F_s) + F_p): `frame_features` F_p `(B, N, C_p)` at any frame rate, `semantic_embeds` F_s
@@ -877,6 +983,9 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
 
     def _get_feat_extract_output_lengths(self, input_lengths: torch.LongTensor | int) -> torch.LongTensor | int:
         """Number of output frames for `input_lengths` samples (the backbone's arithmetic)."""
+        if is_whisper(self.config.audio_config):
+            lengths = whisper_frame_lengths(torch.as_tensor(input_lengths))
+            return int(lengths) if isinstance(input_lengths, int) else lengths
         return self.backbone._get_feat_extract_output_lengths(input_lengths)
 
     @classmethod
@@ -894,12 +1003,15 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
         the two must agree (checked on their configs, and on the feature extractors of checkpoints that have one).
         The backbone checkpoint's feature extractor is kept and saved with the fused model. FC1 (and FC2) are new.
         """
-        backbone_model = _as_model(backbone, AutoModel, "backbone", kwargs)
+        backbone_model = speech_encoder_of(_as_model(backbone, AutoModel, "backbone", kwargs))
         wav2sem_model = _as_model(wav2sem, Wav2SemModel, "wav2sem", kwargs)
         wav2sem_extractor = None if isinstance(wav2sem, PreTrainedModel) else _load_feature_extractor(wav2sem, kwargs)
         backbone_extractor = None if isinstance(backbone, PreTrainedModel) else _load_feature_extractor(backbone, kwargs)
         for name, extractor in (("backbone", backbone_extractor), ("Wav2Sem", wav2sem_extractor)):
             _check_sampling_rate(extractor, name, wav2sem_model.config)
+        if is_whisper(backbone_model.config):  # its log-mel features are computed in the model, from raw audio
+            check_whisper_feature_extractor(backbone_extractor, backbone_model.config)
+            backbone_extractor = None
         config = cls.config_class(
             audio_config=backbone_model.config,
             wav2sem_config=wav2sem_model.config,
@@ -934,15 +1046,21 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
         )
 
         lengths = validate_audio_inputs(input_values, attention_mask, self.config.wav2sem_config.receptive_field)
-        backbone_outputs = self.backbone(
-            input_values.to(self.backbone.dtype),
-            attention_mask=attention_mask if self.config.backbone_attention_mask else None,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+        if is_whisper(self.config.audio_config):
+            if output_attentions or output_hidden_states:
+                raise ValueError("output_attentions / output_hidden_states are not available for a Whisper backbone.")
+            frame_features, _ = whisper_encoder_frames(self.backbone, input_values, lengths)
+            backbone_outputs = None
+        else:
+            backbone_outputs = self.backbone(
+                input_values.to(self.backbone.dtype),
+                attention_mask=attention_mask if self.config.backbone_attention_mask else None,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+            )
+            frame_features = backbone_outputs.last_hidden_state
         semantic = self.semantic_embeddings(input_values, attention_mask if lengths is not None else None)
-        frame_features = backbone_outputs.last_hidden_state
         fused = self.fuse(frame_features, semantic)
 
         output = Wav2SemFusedEncoderOutput(

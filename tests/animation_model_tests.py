@@ -189,6 +189,42 @@ class AnimationModelTesterMixin:
             assert not wav2sem.training and backbone_module.training
             assert all(p.grad is None and not p.requires_grad for p in wav2sem.parameters())
 
+    # -- Whisper's encoder as the backbone -----------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("backbone", ["whisper", "whisper-utterance", "fused-whisper"])
+    def test_whisper_backbone(self, backbone, tmp_path):
+        """Raw audio in, Whisper's frames at the vertex rate: each item of a padded batch as if alone, its two
+        convolutions frozen in training, and a saved model that reloads with the raw-audio feature extractor."""
+        model = self.build_model(backbone)
+        lengths = [14000, 9000]
+        values, mask = padded_audio(lengths)
+        values = 0.1 * values  # Whisper's audio is in [-1, 1]
+        frames = [int(t) for t in model.num_frames_for_audio(model.audio_frame_lengths(torch.tensor(lengths)).tolist())]
+        assert frames == [int(n / 16000 * model.config.frame_rate) for n in lengths]
+        template = torch.randn(2, V3)
+        with torch.no_grad():
+            batched = model.predict(values, template, [0, 1], attention_mask=mask)
+            assert batched.vertex_mask.sum(-1).tolist() == frames
+            for i, n in enumerate(lengths):
+                alone = model.predict(values[i : i + 1, :n], template[i : i + 1], i).vertices[0]
+                torch.testing.assert_close(batched.vertices[i, : frames[i]], alone, rtol=0, atol=1e-4)
+        model.train()
+        labels = torch.randn(2, frames[0], V3)
+        out = model(values, template, [0, 1], labels=labels, attention_mask=mask, vertex_mask=frames_mask(frames),
+                    **self.forward_kwargs)
+        out.loss.backward()
+        whisper = model.speech_backbone
+        assert all(p.grad is None and not p.requires_grad for p in (*whisper.conv1.parameters(),
+                                                                      *whisper.conv2.parameters()))
+        assert any(p.grad is not None for p in whisper.layers.parameters())
+        model.eval().save_pretrained(tmp_path)
+        extractor = AutoFeatureExtractor.from_pretrained(tmp_path)
+        assert extractor.return_attention_mask and not extractor.do_normalize  # raw audio: log-mel is the model's
+        loaded = AutoModel.from_pretrained(tmp_path).eval()
+        assert loaded.speech_backbone.config.audio_context == whisper.config.audio_context
+        torch.testing.assert_close(loaded.predict(values, template, [0, 1], attention_mask=mask).vertices,
+                                   model.predict(values, template, [0, 1], attention_mask=mask).vertices)
+
     # -- encoder swap and checkpoints ---------------------------------------------------------------------------------
 
     def test_encoder_swap_changes_nothing_else(self, encoder_dirs):

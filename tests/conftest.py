@@ -13,7 +13,14 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from transformers import AutoModel, Data2VecAudioConfig, HubertConfig, Wav2Vec2Config, WavLMConfig  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModel,
+    Data2VecAudioConfig,
+    HubertConfig,
+    Wav2Vec2Config,
+    WavLMConfig,
+    WhisperConfig,
+)
 
 from modeling_wav2sem import Wav2SemConfig, Wav2SemFusedConfig, Wav2SemFusedEncoder, Wav2SemModel  # noqa: E402
 
@@ -38,13 +45,28 @@ BACKBONES = {
     "wavlm": WavLMConfig,
     "data2vec-audio": lambda **kw: Data2VecAudioConfig(**{**kw, "num_conv_pos_embeddings": 5}),
 }
+# A tiny Whisper (encoder 2 layers, 32 wide; the standard 80 mel bins and 1500 positions = 30 s windows).
+TINY_WHISPER = dict(
+    d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=37, num_mel_bins=80,
+    max_source_positions=1500, decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=37, vocab_size=64,
+    max_target_positions=16, pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
+)
 V3 = 20 * 3  # 20 vertices
 SUBJECTS = ["s0", "s1", "s2"]
 
 
 def tiny_audio_config(backbone: str = "wav2vec2", backbone_overrides: dict | None = None):
-    """The config of a tiny `backbone` encoder (`"hubert"`, `"wav2vec2"`, `"wavlm"`, `"data2vec-audio"`) or, for
-    `"fused"`, a tiny HuBERT backbone fused with a tiny Wav2Sem (FC1 initialised non-zero)."""
+    """The config of a tiny `backbone` encoder (`"hubert"`, `"wav2vec2"`, `"wavlm"`, `"data2vec-audio"`,
+    `"whisper"`, `"whisper-utterance"`: Whisper's encoder seeing only the audio) or, for `"fused"` / `"fused-whisper"`,
+    a tiny HuBERT / Whisper backbone fused with a tiny Wav2Sem (FC1 initialised non-zero)."""
+    if backbone.startswith("whisper") or backbone == "fused-whisper":
+        whisper = WhisperConfig(**{**TINY_WHISPER, **(backbone_overrides or {})})
+        whisper.audio_context = "utterance" if backbone == "whisper-utterance" else "window"
+        if backbone == "fused-whisper":
+            return Wav2SemFusedConfig(
+                audio_config=whisper, wav2sem_config=Wav2SemConfig.from_preset("tiny"), fusion_init="normal"
+            )
+        return whisper
     settings = {**TINY_BACKBONE, **(backbone_overrides or {})}
     if backbone == "fused":
         return Wav2SemFusedConfig(

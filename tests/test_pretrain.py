@@ -257,6 +257,33 @@ def test_pretraining_script_end_to_end(tmp_path):
     assert len(evals) == 2 and "eval/mean_target_l1" in evals[0] and "train_sample/chance_r@1" in evals[0]
 
 
+def test_pretraining_on_a_frozen_whisper_front_end(tmp_path):
+    from conftest import TINY_WHISPER
+    from transformers import WhisperConfig, WhisperModel
+
+    torch.manual_seed(0)
+    WhisperModel(WhisperConfig(**TINY_WHISPER)).save_pretrained(tmp_path / "whisper")
+    front_end = AutoModel.from_pretrained(tmp_path / "whisper").encoder
+    output = tmp_path / "wav2sem-frontend"
+    seen = []
+    real_forward = Wav2SemModel.forward
+
+    def spy(self, input_values, *args, **kwargs):
+        seen.append(float(input_values.abs().max()))
+        return real_forward(self, input_values, *args, **kwargs)
+
+    with mock.patch.object(Wav2SemModel, "forward", spy):
+        pretrain_main(run_args(tmp_path, output, "--max_train_steps", "2", "--front_end", str(tmp_path / "whisper"),
+                               "--front_end_audio_context", "utterance", "--train_eval_samples", "0"))
+    assert max(seen) <= 1.0  # the raw waveform (per-utterance normalisation would give peaks of several units)
+    model = AutoModel.from_pretrained(output)
+    assert isinstance(model, Wav2SemModel) and model.feature_extractor is None
+    assert model.config.front_end_config.audio_context == "utterance"
+    for name, tensor in front_end.state_dict().items():  # frozen: the pre-trained weights, saved with the model
+        torch.testing.assert_close(model.front_end.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    assert not any(p.requires_grad for p in model.front_end.parameters())
+
+
 def test_training_sample_evaluation_can_be_turned_off(tmp_path):
     output = tmp_path / "no-train-sample"
     pretrain_main(run_args(tmp_path, output, "--max_train_steps", "1", "--train_eval_samples", "0"))

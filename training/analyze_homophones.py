@@ -25,6 +25,12 @@ from tqdm.auto import tqdm
 from transformers import AutoFeatureExtractor, AutoModel
 
 import modeling_wav2sem  # noqa: F401  (registers the Auto classes)
+from modeling_wav2sem.modeling_speech_backbone import (
+    is_whisper,
+    raw_audio_feature_extractor,
+    speech_encoder_of,
+    speech_frames,
+)
 from .common.cli import rename_deprecated_flags
 from .corpus import find_flacs, read_alignments
 
@@ -95,14 +101,18 @@ def read_word_alignments(corpus_dir: str | Path, splits: list[str] | None) -> li
 
 
 class FrameEncoder:
-    """Frame features `(N, C)` of one utterance from a saved encoder (plain backbone or Wav2SemFusedEncoder)."""
+    """Frame features `(N, C)` of one utterance from a saved encoder: a plain backbone (wav2vec2 family or Whisper),
+    a Wav2SemFusedEncoder, or an animation model, whose audio encoder is used with the FC1 it was trained with."""
 
     def __init__(self, name_or_path: str):
-        self.model = AutoModel.from_pretrained(name_or_path).eval()
+        model = AutoModel.from_pretrained(name_or_path)
+        self.model = speech_encoder_of(getattr(model, "audio_encoder", model)).eval()
         try:
             self.extractor = AutoFeatureExtractor.from_pretrained(name_or_path)
         except (OSError, ValueError):
             self.extractor = None
+        if is_whisper(self.model.config):  # Whisper's log-mel features are computed from the raw audio
+            self.extractor = raw_audio_feature_extractor()
         self.name = name_or_path
 
     @torch.inference_mode()
@@ -111,7 +121,7 @@ class FrameEncoder:
             values = self.extractor(audio, sampling_rate=16000, return_tensors="pt").input_values
         else:
             values = torch.from_numpy((audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)).float()[None]
-        return self.model(values).last_hidden_state[0].float().numpy()
+        return speech_frames(self.model, values)[0].float().numpy()
 
 
 def collect_word_vectors(encoder: FrameEncoder, records: list[dict], words: set[str]) -> dict[str, np.ndarray]:

@@ -101,7 +101,20 @@ class PretrainArguments:
         default=None, metadata={"help": "text encoder folder or Hub id (paper: bert-base-uncased); offline MiniLM by default"}
     )
     variant: str = dataclasses.field(default="c", metadata={"help": "c: teacher [CLS] vector; m: mean of token vectors"})
-    preset: str = dataclasses.field(default="small", metadata={"help": "paper, small or tiny"})
+    preset: str = dataclasses.field(
+        default="small", metadata={"help": "paper, small, tiny, or frontend (the trainable part over --front_end)"}
+    )
+    front_end: str | None = dataclasses.field(
+        default=None,
+        metadata={"help": "a frozen pre-trained speech encoder (folder or Hub id: Whisper, HuBERT, Wav2Vec2, ...) whose "
+                  "frames replace the preset's conv feature encoder; its weights are saved with the model. Default: "
+                  "none, the paper's from-raw-audio architecture"},
+    )
+    front_end_audio_context: str | None = dataclasses.field(
+        default=None,
+        metadata={"help": "Whisper front end: 'window' (30 s windows, as Whisper was trained; default) or 'utterance' "
+                  "(the encoder sees only the clip: several times faster on short clips)"},
+    )
     standardize_targets: bool = dataclasses.field(
         default=False,
         metadata={"help": "train on targets standardised with training-set statistics (folded back in); off by default "
@@ -249,10 +262,14 @@ def resolve_mixed_precision(args: PretrainArguments, cpu: bool) -> str:
 
 
 def build_model(args: PretrainArguments, target_dim: int, teacher_name: str) -> Wav2SemModel:
-    config = Wav2SemConfig.from_preset(
-        args.preset, target=VARIANT_TARGETS[args.variant], text_embed_dim=target_dim, teacher_name_or_path=teacher_name
-    )
-    return Wav2SemModel(config)
+    fields = {"target": VARIANT_TARGETS[args.variant], "text_embed_dim": target_dim, "teacher_name_or_path": teacher_name}
+    if args.front_end:
+        return Wav2SemModel.from_front_end(
+            args.front_end, preset=args.preset, audio_context=args.front_end_audio_context, **fields
+        )
+    if args.front_end_audio_context:
+        raise ValueError("--front_end_audio_context needs --front_end.")
+    return Wav2SemModel(Wav2SemConfig.from_preset(args.preset, **fields))
 
 
 def build_scheduler(args: PretrainArguments, optimizer, total_steps: int, steps_per_epoch: int, num_processes: int):
@@ -351,16 +368,21 @@ def main(argv=None):
     say(f"Model: preset {args.preset}, {sum(p.numel() for p in model.parameters()):,} parameters, target "
         f"{model.config.target} ({target_dim}-d) from {bundle.teacher_description}; precision {mixed_precision}")
 
+    normalize_audio = model.config.normalizes_audio  # a Whisper front end takes the raw waveform
     train_loader, batch_sampler = data_lib.make_train_dataloader(
         bundle, args.per_device_train_batch_size, args.crop_seconds, seed=args.seed,
         process_index=accelerator.process_index, num_processes=accelerator.num_processes,
+        normalize_audio=normalize_audio,
     )
-    eval_loader = data_lib.make_eval_dataloader(eval_dataset, bundle, args.per_device_eval_batch_size, args.crop_seconds)
+    eval_loader = data_lib.make_eval_dataloader(
+        eval_dataset, bundle, args.per_device_eval_batch_size, args.crop_seconds, normalize_audio
+    )
     train_eval_loader = data_lib.make_eval_dataloader(
-        train_eval_dataset, bundle, args.per_device_eval_batch_size, args.crop_seconds
+        train_eval_dataset, bundle, args.per_device_eval_batch_size, args.crop_seconds, normalize_audio
     )
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # a front end is frozen
+    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
     if bundle.streaming:  # no length: the step budget is --max_train_steps, the schedule is in steps
         steps_per_epoch, total_steps, num_epochs = None, args.max_train_steps, None
     else:

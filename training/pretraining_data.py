@@ -413,6 +413,8 @@ class AudioCollator:
     """Decode, crop and pad a list of examples into `input_values` (B, L), `attention_mask` (B, L) and `labels` (B, D).
 
     Crops longer than `crop_samples` are random in training (seeded by seed, epoch and utterance) and centred in eval.
+    Audio is normalised per utterance unless `normalize_audio` is off (a model on a Whisper front end takes the raw
+    waveform: `Wav2SemConfig.normalizes_audio`).
     """
 
     target_column: str
@@ -420,6 +422,7 @@ class AudioCollator:
     train: bool = False
     seed: int = 0
     sampler: LengthGroupedBatchSampler | LengthBucketedStream | None = None  # gives the epoch
+    normalize_audio: bool = True
 
     def _crop(self, samples: np.ndarray, uid: str) -> np.ndarray:
         if not self.crop_samples or len(samples) <= self.crop_samples:
@@ -434,7 +437,9 @@ class AudioCollator:
         return samples[start : start + self.crop_samples]
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        waves = [normalize(self._crop(decode_audio(e["audio"]), e["id"])) for e in examples]
+        waves = [self._crop(decode_audio(e["audio"]), e["id"]) for e in examples]
+        if self.normalize_audio:
+            waves = [normalize(w) for w in waves]
         longest = max(len(w) for w in waves)
         values = torch.zeros(len(waves), longest)
         mask = torch.zeros(len(waves), longest, dtype=torch.long)
@@ -574,7 +579,7 @@ def build_pretraining_data(args, seed: int, device: str | torch.device = "cpu") 
 
 def make_train_dataloader(
     data: PretrainingData, batch_size: int, crop_seconds: float | None, seed: int, process_index: int = 0,
-    num_processes: int = 1,
+    num_processes: int = 1, normalize_audio: bool = True,
 ):
     """The training loader and what orders its batches: a `LengthGroupedBatchSampler` (map-style), or for a stream the
     `LengthBucketedStream` over this process's part of it (set its `skip_batches` to resume). A stream's loader is not
@@ -586,13 +591,13 @@ def make_train_dataloader(
             data.train.pipeline(process_index, num_processes), batch_size, seed=seed,
             on_pass_end=data.train.first_pass_read,
         )
-        collator = AudioCollator(data.target_column, crop, train=True, seed=seed, sampler=batches)
+        collator = AudioCollator(data.target_column, crop, True, seed, batches, normalize_audio)
         loader = torch.utils.data.DataLoader(
             batches, batch_size=None, collate_fn=collator, generator=torch.Generator().manual_seed(seed)
         )
         return loader, batches
     sampler = LengthGroupedBatchSampler(data.train["num_samples"], batch_size, seed=seed)
-    collator = AudioCollator(data.target_column, crop, train=True, seed=seed, sampler=sampler)
+    collator = AudioCollator(data.target_column, crop, True, seed, sampler, normalize_audio)
     # A generator of its own: creating a DataLoader iterator draws a seed from it instead of the global RNG, so a
     # resumed run's dropout masks are the uninterrupted run's.
     loader = torch.utils.data.DataLoader(
@@ -601,10 +606,13 @@ def make_train_dataloader(
     return loader, sampler
 
 
-def make_eval_dataloader(dataset, data: PretrainingData, batch_size: int, crop_seconds: float | None):
+def make_eval_dataloader(
+    dataset, data: PretrainingData, batch_size: int, crop_seconds: float | None, normalize_audio: bool = True
+):
     sampler = LengthGroupedBatchSampler(dataset["num_samples"], batch_size, shuffle=False)
     crop = int(crop_seconds * SAMPLING_RATE) if crop_seconds else None
+    collator = AudioCollator(data.target_column, crop, train=False, normalize_audio=normalize_audio)
     return torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=AudioCollator(data.target_column, crop, train=False),
+        dataset, batch_sampler=sampler, collate_fn=collator,
         generator=torch.Generator().manual_seed(0),
     )
