@@ -103,10 +103,10 @@ def save_atomically(model, path: Path):
     staging.rename(path)
 
 
-def ensure_models(cache_dir: Path, train_steps: int = 60, say=print) -> dict[str, dict[str, Path]]:
-    """{model name: {"baseline": folder, "wav2sem": folder}}: each registered animation model trained for
-    `train_steps` steps on the embedded sample, without and with Wav2Sem; trained only where the cache lacks it (a
-    folder counts once its `demo_ready.json` is written, so an interrupted build is redone)."""
+def ensure_models(cache_dir: Path, train_steps: int = 60, say=print, names=None) -> dict[str, dict[str, Path]]:
+    """{model name: {"baseline": folder, "wav2sem": folder}}: each registered animation model (or those of `names`)
+    trained for `train_steps` steps on the embedded sample, without and with Wav2Sem; trained only where the cache
+    lacks it (a folder counts once its `demo_ready.json` is written, so an interrupted build is redone)."""
     import dataclasses
 
     from training import train_animation
@@ -116,7 +116,10 @@ def ensure_models(cache_dir: Path, train_steps: int = 60, say=print) -> dict[str
     root.mkdir(parents=True, exist_ok=True)
     encoders = build_encoders(root)
     folders = {}
-    for name in sorted(ANIMATION_RECIPES, key=lambda n: (n != "faceformer", n)):  # FaceFormer first: the default
+    unknown = set(names or ()) - set(ANIMATION_RECIPES)
+    if unknown:
+        raise ValueError(f"No animation model {', '.join(sorted(unknown))}; registered: {', '.join(ANIMATION_RECIPES)}.")
+    for name in sorted(names or ANIMATION_RECIPES, key=lambda n: (n != "faceformer", n)):  # FaceFormer first
         folders[name] = {}
         for variant in VARIANTS:
             out = root / f"{name}-{variant}"

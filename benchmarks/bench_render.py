@@ -11,7 +11,6 @@ as FLAME is); `raster_1_panel_no_culling` shows what that saves.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -24,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.reporting import emit_json  # noqa: E402
 from training.animation.render import (  # noqa: E402
     FrameView,
     back_face_winding,
@@ -62,13 +62,16 @@ def animate_head(vertices: np.ndarray, frames: int, fps: float) -> np.ndarray:
     return out
 
 
-def timed(function, repeats: int) -> float:
-    times = []
+def timed(function, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds (this process, all threads) of `repeats` calls. On a shared machine the wall time
+    grows with the other work while the CPU time stays about the same."""
+    walls, cpus = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - started_cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main(argv=None) -> dict:
@@ -80,6 +83,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--output", help="also write the JSON here")
     args = parser.parse_args(argv)
 
+    load_before = os.getloadavg()[0]
     vertices, faces = vocaset_size_head()
     frames = int(round(args.seconds * args.fps))
     sequence = animate_head(vertices, frames, args.fps)
@@ -110,11 +114,13 @@ def main(argv=None) -> dict:
             render_video(Path(tmp) / "two.mp4", {"ground truth": sequence, "prediction": prediction}, args.fps, faces,
                          audio, 16000, height=args.height)
 
-        seconds = {name: timed(fn, args.repeats) for name, fn in
+        measured = {name: timed(fn, args.repeats) for name, fn in
                    [("raster_1_panel", raster_one), ("raster_1_panel_no_culling", raster_one_no_culling),
                     ("raster_2_panels", raster_two),
                     ("video_1_panel", video_one), ("video_2_panels", video_two)]}
         video_bytes = (Path(tmp) / "two.mp4").stat().st_size
+    seconds = {name: wall for name, (wall, _) in measured.items()}
+    cpu_seconds = {name: cpu for name, (_, cpu) in measured.items()}
 
     result = {
         "mesh": {"vertices": int(len(vertices)), "triangles": int(len(faces)), "synthetic": "ellipsoid head, open neck"},
@@ -125,18 +131,18 @@ def main(argv=None) -> dict:
         "shading": "Gouraud (per-vertex normals), Lambert + Blinn-Phong, numpy z-buffer",
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "frames_per_second": {k: round(frames / v, 1) for k, v in seconds.items()},
+        "cpu_seconds": {k: round(v, 3) for k, v in cpu_seconds.items()},
+        "frames_per_cpu_second": {k: round(frames / v, 1) for k, v in cpu_seconds.items()},
         "realtime_factor_video_2_panels": round(args.seconds / seconds["video_2_panels"], 2),
         "mp4_bytes_2_panels": video_bytes,
         "repeats": args.repeats,
         "machine": {"processor": platform.processor() or platform.machine(), "python": platform.python_version(),
                     "numpy": np.__version__},
     }
+    result["load_average_1min_before"] = round(load_before, 2)
     result["load_average_1min_after"] = round(os.getloadavg()[0], 2)  # other work on the machine skews the figures
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    return result
+    result["machine"]["cpus"] = os.cpu_count()
+    return emit_json(result, args.output)
 
 
 if __name__ == "__main__":

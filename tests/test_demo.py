@@ -299,3 +299,13 @@ def test_models_are_trained_once_then_loaded_from_the_cache(tmp_path, monkeypatc
     assert np.load(files[0]).shape == np.load(files[1]).shape and "30 fps" in summary
     with pytest.raises(demo_app.UnusableInput, match="Unknown speaking style"):
         demo.animate(str(tmp_path / "speech.wav"), "FaceFormer", "nobody")
+
+
+def test_a_page_of_some_models_trains_only_those(tmp_path):
+    """`ensure_models(names=...)` (the latency benchmark's `--models`) builds just those; an unknown name is refused."""
+    with pytest.raises(ValueError, match="No animation model nothing"):
+        demo_app.ensure_models(tmp_path, train_steps=1, say=lambda message: None, names=["voca", "nothing"])
+    folders = demo_app.ensure_models(tmp_path, train_steps=1, say=lambda message: None, names=["voca"])
+    assert list(folders) == ["voca"]
+    assert sorted(p.name for p in demo_app.model_root(tmp_path, 1).iterdir() if p.name != "encoders") == [
+        "voca-baseline", "voca-wav2sem"]
