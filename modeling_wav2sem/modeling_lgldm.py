@@ -49,6 +49,12 @@ Linear(1000, d) + Mish over the step's one-hot; memory = audio_extract(audio) + 
 MSE(decode(quantise(x0_hat)) + template, GT) through the frozen stage 1's straight-through quantiser; the step drawn
 uniformly from [0, 1000).
 
+Checked against the published code (github.com/wangxuanx/Face-Diffusion-Model at d8d8376, `models/fdm_vocaset.py` run
+locally, its HuBERT stubbed to return the same audio features): with the same random weights (mapped as
+`convert_lgldm_original_checkpoint.py` maps them), the published VOCASET denoiser and `denoise` give bitwise the same
+x0 prediction (max abs difference 0.0, outputs of about 2.5) at the published size (d 1024, 8 layers, 8 heads, 16 x 64
+latents per frame), 40 frames, steps 0, 517 and 999. The stage 1 is CodeTalker's, checked in `modeling_codetalker.py`.
+
 Shapes: B batch, L samples, T vertex frames, k audio frames per vertex frame (1 VOCASET, 2 BIWI), C encoder width, d
 denoiser width, n tokens per frame, c code width, S training speakers, V3 = V*3.
 """
