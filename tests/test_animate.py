@@ -13,7 +13,7 @@ import torch
 from conftest import SUBJECTS, V3, tiny_audio_config
 from transformers import AutoModel
 
-from modeling_wav2sem import VOCAConfig, VOCAForAnimation
+from modeling_wav2sem import FaceDiffuserConfig, FaceDiffuserForAnimation, VOCAConfig, VOCAForAnimation
 from training import animate
 
 
@@ -27,15 +27,20 @@ class SamplingVOCA(VOCAForAnimation):
         return output
 
 
+def save_with_templates(model, folder):
+    """`model` saved to `folder` with a templates.pkl of its speaking styles, and 1 s of noise as speech.wav beside."""
+    model.save_pretrained(folder)
+    templates = {subject: np.full((V3 // 3, 3), i, dtype=np.float32) for i, subject in enumerate(SUBJECTS)}
+    (folder / "templates.pkl").write_bytes(pickle.dumps(templates))
+    sf.write(folder.parent / "speech.wav", np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32), 16000)
+    return folder
+
+
 @pytest.fixture
 def model_dir(tmp_path):
     torch.manual_seed(0)
     model = VOCAForAnimation(VOCAConfig(audio_config=tiny_audio_config(), vertice_dim=V3, train_subjects=SUBJECTS))
-    model.save_pretrained(tmp_path / "voca")
-    templates = {subject: np.full((V3 // 3, 3), i, dtype=np.float32) for i, subject in enumerate(SUBJECTS)}
-    (tmp_path / "voca" / "templates.pkl").write_bytes(pickle.dumps(templates))
-    sf.write(tmp_path / "speech.wav", np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32), 16000)
-    return tmp_path / "voca"
+    return save_with_templates(model, tmp_path / "voca")
 
 
 def run(model_dir, output_dir, *extra):
@@ -79,5 +84,18 @@ def test_a_sampling_model_gets_a_seeded_generator_and_the_step_count(model_dir, 
         run(model_dir, tmp_path / "d", "--num_inference_steps", "0")
 
 
-def test_the_model_is_loaded_as_saved(model_dir):
-    assert type(AutoModel.from_pretrained(model_dir)) is VOCAForAnimation
+def test_a_diffusion_model_samples_reproducibly_with_the_seed_and_steps_given(tmp_path):
+    torch.manual_seed(0)
+    config = FaceDiffuserConfig(audio_config=tiny_audio_config(), vertice_dim=V3, train_subjects=SUBJECTS,
+                                feature_dim=8, gru_hidden_size=8, num_train_timesteps=10, frozen_encoder_layers=[0])
+    model = FaceDiffuserForAnimation(config)
+    with torch.no_grad():  # its output head starts at zero, which would hide the noise: give every weight some
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    folder = save_with_templates(model, tmp_path / "facediffuser")
+    assert type(AutoModel.from_pretrained(folder)) is FaceDiffuserForAnimation
+    first = run(folder, tmp_path / "a", "--seed", "3", "--num_inference_steps", "2")
+    again = run(folder, tmp_path / "b", "--seed", "3", "--num_inference_steps", "2")
+    other = run(folder, tmp_path / "c", "--seed", "4", "--num_inference_steps", "2")
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
