@@ -9,6 +9,9 @@ dataset, and speed.
     python benchmarks/bench_animation.py speed --model codetalker --repeats 1
     # training and inference frames/s of a model over a wav2vec2-base-size encoder
     python benchmarks/bench_animation.py throughput --model voca
+    # a model trained on several datasets at once (UniTalker), each scored apart; batches > 1 vs 1 side by side
+    python benchmarks/bench_animation.py table --model unitalker --datasets vocaset=DIR1 biwi=DIR2 --wav2sem W --output_dir OUT
+    python benchmarks/bench_animation.py throughput --model unitalker --batch_sizes 1 4
 
 `table` runs `training/train_animation.py` twice (one argument apart, `--jobs 2` side by side) and prints JSON with both rows and the ratios.
 A model with several training stages (CodeTalker) trains all of them in each run, `--num_train_epochs` each;
@@ -77,8 +80,17 @@ def table(args) -> dict:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     encoder = args.audio_encoder or plain_small_encoder(out / "plain-encoder", args.seed)
+    if args.datasets:  # several datasets in one run, each scored apart
+        data = ["--datasets", *args.datasets] + (["--dataset_repeats", *args.dataset_repeats] if args.dataset_repeats
+                                                 else [])
+        folders = dict(item.split("=", 1) for item in args.datasets)
+    elif args.data_dir:
+        data = ["--dataset", args.dataset, "--data_dir", args.data_dir]
+        folders = {args.dataset: args.data_dir}
+    else:
+        raise SystemExit("error: table needs --data_dir or --datasets NAME=DIR ...")
     common = [
-        "--model", args.model, "--audio_encoder", encoder, "--dataset", args.dataset, "--data_dir", args.data_dir, "--seed", str(args.seed),
+        "--model", args.model, "--audio_encoder", encoder, *data, "--seed", str(args.seed),
         "--num_train_epochs", str(args.num_train_epochs), "--mixed_precision", args.mixed_precision,
         "--render_frames", "5", "--logging_steps", "20",
     ]
@@ -93,7 +105,7 @@ def table(args) -> dict:
     runs = {"baseline": [], "+wav2sem": ["--wav2sem", args.wav2sem]}
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     script = Path(__file__).resolve().parent.parent / "training" / "train_animation.py"
-    pending, rows = list(runs.items()), {}
+    pending, rows, by_dataset, own = list(runs.items()), {}, {}, {}
     while pending:  # `--jobs` runs at a time, each a fresh process with its share of the cores
         batch, pending = pending[: args.jobs], pending[args.jobs :]
         processes = {}
@@ -111,12 +123,19 @@ def table(args) -> dict:
                           "steps": summary["steps"]}
             if "stages" in summary:
                 rows[name]["stages"] = summary["stages"]
-    rows["static template (no model)"] = static_template_row(args.data_dir, args.dataset)
+            for dataset, metrics in summary.get("metrics_by_dataset", {}).items():
+                by_dataset.setdefault(dataset, {})[name] = metrics
+            for dataset, metrics in summary.get("sequence_metrics_by_dataset", {}).items():
+                own.setdefault(dataset, {})[name] = metrics
+    first = next(iter(folders))
+    for dataset, folder in folders.items():
+        by_dataset.setdefault(dataset, {})["static template (no model)"] = static_template_row(folder, dataset)
+    rows["static template (no model)"] = by_dataset[first]["static template (no model)"]
     base, fused = rows["baseline"], rows["+wav2sem"]
     result = {
         "benchmark": f"{args.model}_table",
         "model": args.model,
-        "data_dir": args.data_dir,
+        "data_dir": args.data_dir or folders,
         "audio_encoder": encoder if args.audio_encoder else "random HuBERT, small geometry (seed %d)" % args.seed,
         "wav2sem": args.wav2sem,
         "settings": {k: v for k, v in vars(args).items() if k not in ("func",)},
@@ -127,6 +146,18 @@ def table(args) -> dict:
         },
         "units": "LVE, MVE x1e-5 (metres^2 / metres); FDD x1e-5",
     }
+    if len(folders) > 1:  # every dataset's rows, scored apart; the model's own per-sequence figures beside them
+        result["rows_by_dataset"] = by_dataset
+        result["ratios_by_dataset"] = {
+            dataset: {k: (r["+wav2sem"][k] / r["baseline"][k] if r["baseline"].get(k) not in (None, 0)
+                          and r["+wav2sem"].get(k) is not None else None) for k in ("lve", "mve", "fdd")}
+            for dataset, r in by_dataset.items()
+        }
+        result["units"] = {d: f"LVE, MVE x{get_animation_dataset(d).lve_scale:g}; FDD x{get_animation_dataset(d).fdd_scale:g}"
+                           for d in folders}
+        if own:
+            result["sequence_metrics_by_dataset"] = own
+            result["sequence_metrics_units"] = "LVE, LVD per sequence in the model's scaled space (BIWI x 0.2), no 1e-5"
     (out / "table.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 
@@ -237,7 +268,19 @@ def codetalker_speed(args) -> dict:
 
 def throughput(args) -> dict:
     """Training steps and inference of one model over a random wav2vec2-base-size encoder on `--seconds` of audio:
-    frames/s, each timing the median of `--repeats` (the first call is a warm-up)."""
+    frames/s, each timing the median of `--repeats` (the first call is a warm-up). `--batch_sizes 1 4` measures each
+    batch size (items of equal length, no padding) side by side in this one process, with ratios to the first."""
+    if args.batch_sizes:
+        rows = []
+        for batch_size in args.batch_sizes:
+            rows.append(throughput(argparse.Namespace(**{**vars(args), "batch_sizes": None, "batch_size": batch_size})))
+        first = rows[0]
+        return {
+            "benchmark": f"{args.model}_throughput_batch_sizes",
+            "rows": rows,
+            "train_frames_per_s_over_first": [r["train_frames_per_s"] / first["train_frames_per_s"] for r in rows],
+            "predict_frames_per_s_over_first": [r["predict_frames_per_s"] / first["predict_frames_per_s"] for r in rows],
+        }
     torch.manual_seed(0)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     recipe = get_recipe(args.model)
@@ -291,7 +334,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     t = commands.add_parser("table")
-    t.add_argument("--data_dir", required=True)
+    t.add_argument("--data_dir", help="the dataset's folder (or --datasets)")
+    t.add_argument("--datasets", nargs="+", help="several datasets in one run: NAME=DIR ... (unitalker)")
+    t.add_argument("--dataset_repeats", nargs="+", help="NAME=N oversampling with --datasets")
     t.add_argument("--wav2sem", required=True)
     t.add_argument("--output_dir", required=True)
     t.add_argument("--model", default="faceformer", choices=sorted(ANIMATION_RECIPES))
@@ -317,6 +362,8 @@ def main(argv=None):
     p.add_argument("--preset")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--batch_size", type=int, default=1)
+    p.add_argument("--batch_sizes", type=int, nargs="+", help="several batch sizes side by side in one run (rows "
+                   "and frames/s ratios to the first)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int)
     p.set_defaults(func=throughput)
