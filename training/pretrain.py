@@ -37,7 +37,7 @@ from . import pretraining_data as data_lib
 from .common.metrics_log import JsonLinesLogger
 from .common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
 from .evaluation import alignment_metrics
-from .common.runtime import end_training, keep_freed_memory
+from .common.runtime import CpuThreads, end_training, keep_freed_memory
 from .common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
 from .objectives import semantic_loss, target_statistics
 
@@ -155,7 +155,9 @@ class PretrainArguments:
         metadata={"help": "glibc malloc keeps freed memory for large tensors instead of unmapping it (faster steps on CPU)"},
     )
     cpu_threads: int | None = dataclasses.field(
-        default=None, metadata={"help": "CPU threads per process (default: cores / processes; 0 keeps torch's setting)"}
+        default=None,
+        metadata={"help": "CPU threads per process (default: one process uses the cores other processes leave free, "
+                  "re-checked every 20 s; several processes: cores / processes; 0 keeps torch's setting)"},
     )
     # Logging, checkpoints, output.
     output_dir: str | None = dataclasses.field(default=None, metadata={"help": "defaults to wav2sem-c / wav2sem-m"})
@@ -341,9 +343,11 @@ def main(argv=None):
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=preset.layerdrop > 0)],
     )
     set_seed(args.seed)
+    cpu_threads = None
     if accelerator.device.type == "cpu" and args.cpu_threads != 0:
-        # `accelerate launch` pins one thread per process unless OMP_NUM_THREADS is set; use the machine's cores.
-        torch.set_num_threads(args.cpu_threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes))
+        # `accelerate launch` pins one thread per process unless OMP_NUM_THREADS is set: use the cores other
+        # processes leave free (re-checked as training goes, see `CpuThreads`).
+        cpu_threads = CpuThreads(args.cpu_threads, accelerator.num_processes)
     started = time.time()
     main_process = accelerator.is_main_process
 
@@ -383,6 +387,8 @@ def main(argv=None):
 
     trainable = [p for p in model.parameters() if p.requires_grad]  # a front end is frozen
     optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
+    if cpu_threads is not None:
+        cpu_threads.follow(optimizer)
     if bundle.streaming:  # no length: the step budget is --max_train_steps, the schedule is in steps
         steps_per_epoch, total_steps, num_epochs = None, args.max_train_steps, None
     else:

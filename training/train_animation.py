@@ -79,7 +79,7 @@ from .common.audio import SAMPLING_RATE
 from .common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
 from .common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
 from .common.metrics_log import JsonLinesLogger
-from .common.runtime import end_training, keep_freed_memory
+from .common.runtime import CpuThreads, end_training, keep_freed_memory
 from .common.sampling import DatasetGroupedBatchSampler, LengthGroupedBatchSampler
 
 
@@ -157,7 +157,11 @@ class AnimationArguments:
     )
     logging_steps: int = 10
     cpu: bool = False
-    cpu_threads: int | None = dataclasses.field(default=None, metadata={"help": "0: leave torch's default"})
+    cpu_threads: int | None = dataclasses.field(
+        default=None,
+        metadata={"help": "default: the cores other processes leave free, re-checked every 20 s (cores / processes "
+                  "for several); 0: leave torch's default"},
+    )
     keep_freed_memory: bool = dataclasses.field(
         default=True, metadata={"help": "glibc malloc keeps freed memory for large tensors (faster steps on CPU)"}
     )
@@ -580,8 +584,6 @@ def main(argv=None) -> dict:
         # LayerDrop (0.1 in wav2vec2-base-960h) skips whole encoder layers, so under DDP some get no gradient in a step.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=encoder_layerdrop(args.audio_encoder) > 0)],
     )
-    if accelerator.device.type == "cpu" and args.cpu_threads != 0:
-        torch.set_num_threads(args.cpu_threads or max(1, (os.cpu_count() or 1) // accelerator.num_processes))
 
     previous = {"vqvae": args.vqvae} if args.vqvae else {}
     summary = {}
@@ -656,6 +658,8 @@ def train_stage(args, recipe: AnimationRecipe, stage: AnimationStage, output_dir
     )
     optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[stage.optimizer]
     optimizer = optimizer_class([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
+    if accelerator.device.type == "cpu" and args.cpu_threads != 0:  # sized to the free cores, re-checked per step
+        CpuThreads(args.cpu_threads, accelerator.num_processes).follow(optimizer)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
     total_steps = args.max_train_steps or num_train_epochs * steps_per_epoch
