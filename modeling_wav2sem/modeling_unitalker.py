@@ -384,14 +384,8 @@ class UniTalkerForAnimation(UniTalkerPreTrainedModel):
                 loss = loss + self.config.pca_loss_weight * pca_loss
 
         output = UniTalkerOutput(
-            loss=loss,
-            vertices=vertices,
-            vertex_mask=vertex_mask,
-            audio_features=audio_features,
-            last_hidden_state=hidden,
-            coefficients=coefficients,
-            reconstruction_loss=reconstruction,
-            pca_loss=pca_loss,
+            loss=loss, vertices=vertices, vertex_mask=vertex_mask, audio_features=audio_features,
+            last_hidden_state=hidden, coefficients=coefficients, reconstruction_loss=reconstruction, pca_loss=pca_loss,
         )
         return output if return_dict else output.to_tuple()
 
