@@ -67,7 +67,7 @@ NOISE_IDS = 1024  # longest phoneme-id sequence (about 500 phonemes)
 NOISE_FRAMES = 2048  # longest output: 2048 frames of 256 samples = 23.8 s at 22.05 kHz
 DIGRAPHS = ("eɪ", "aɪ", "aʊ", "oʊ", "ɔɪ", "tʃ", "dʒ")
 STRESS = ("ˈ", "ˌ")
-STOPS = ("p", "b", "t", "d", "k", "g", "ʔ", "tʃ", "dʒ")
+STOPS = ("p", "b", "t", "d", "k", "g", "ɡ", "ʔ", "tʃ", "dʒ")  # espeak-ng writes IPA g as U+0261
 PAUSE_SECONDS = 0.08  # a silence between two words of a phrase shorter than this is not a pause
 
 
