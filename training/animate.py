@@ -14,7 +14,6 @@ for a new face. Models that sample (diffusion) get a generator seeded with `--se
 """
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import modeling_wav2sem  # noqa: F401  (registers the model types with the Auto 
 from modeling_wav2sem.configuration_animation import get_animation_dataset
 from modeling_wav2sem.metrics import read_region_file
 from .animation.data import read_templates
+from .animation.evaluation import sampling_kwargs
 from .animation.render import evenly_spaced_frames, read_obj_faces, render_frames_png, render_gif, render_video
 from .common.audio import SAMPLING_RATE, decode_audio, normalize
 from .common.cli import rename_deprecated_flags
@@ -93,28 +93,11 @@ def find_ground_truth(args, model, vertice_dim: int) -> np.ndarray | None:
     return vertices[:: int(round(stride))]
 
 
-def sampling_kwargs(model, args) -> dict:
-    """`predict`'s `generator` (seeded with `--seed`) and `num_inference_steps`, for the models whose `predict` takes
-    them; `--num_inference_steps` for one that does not sample is an error, not silently dropped."""
-    parameters = inspect.signature(model.predict).parameters
-    kwargs = {}
-    if "generator" in parameters:
-        kwargs["generator"] = torch.Generator().manual_seed(args.seed)
-    if args.num_inference_steps is not None:
-        if "num_inference_steps" not in parameters:
-            raise ValueError(f"--num_inference_steps: {type(model).__name__} does not sample (its predict takes no "
-                             "num_inference_steps); leave the flag out.")
-        if args.num_inference_steps < 1:
-            raise ValueError(f"--num_inference_steps must be at least 1, not {args.num_inference_steps}.")
-        kwargs["num_inference_steps"] = args.num_inference_steps
-    return kwargs
-
-
 def animate(args) -> dict:
     model = AutoModel.from_pretrained(args.model_name_or_path).eval()
     if not hasattr(model, "predict"):
         raise ValueError(f"{args.model_name_or_path} is a {type(model).__name__}, not an animation model.")
-    kwargs = sampling_kwargs(model, args)
+    kwargs = sampling_kwargs(model, args.seed, args.num_inference_steps)  # a seeded generator where predict samples
     subject = args.subject or model.config.train_subjects[0]
     model.config.subject_id(subject)  # a clear error for an unknown speaking style
     template = load_template(args, model.config.vertice_dim, subject)
