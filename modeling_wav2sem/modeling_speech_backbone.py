@@ -77,8 +77,8 @@ def audio_context(config) -> str:
     return context
 
 
-def whisper_frame_lengths(sample_lengths: torch.Tensor) -> torch.Tensor:
-    """Encoder frames (50 Hz) for `(B,)` lengths in samples: ceil(floor(L / 160) / 2)."""
+def whisper_frame_lengths(sample_lengths: torch.Tensor | int) -> torch.Tensor | int:
+    """Encoder frames (50 Hz) for lengths in samples (`(B,)` or an int): ceil(floor(L / 160) / 2)."""
     return (sample_lengths // WHISPER_HOP_LENGTH + 1) // 2
 
 

@@ -652,8 +652,7 @@ class Wav2SemPreTrainedModel(SavesFeatureExtractorMixin, PreTrainedModel):
         front_end = getattr(self, "front_end", None)
         if front_end is not None:
             if is_whisper(front_end.config):
-                lengths = whisper_frame_lengths(torch.as_tensor(input_lengths))
-                return int(lengths) if isinstance(input_lengths, int) else lengths
+                return whisper_frame_lengths(input_lengths)
             return front_end._get_feat_extract_output_lengths(input_lengths)
         if isinstance(input_lengths, int):
             return int(conv_output_lengths(torch.tensor(input_lengths), self.config.conv_kernel, self.config.conv_stride))
@@ -984,8 +983,7 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
     def _get_feat_extract_output_lengths(self, input_lengths: torch.LongTensor | int) -> torch.LongTensor | int:
         """Number of output frames for `input_lengths` samples (the backbone's arithmetic)."""
         if is_whisper(self.config.audio_config):
-            lengths = whisper_frame_lengths(torch.as_tensor(input_lengths))
-            return int(lengths) if isinstance(input_lengths, int) else lengths
+            return whisper_frame_lengths(input_lengths)
         return self.backbone._get_feat_extract_output_lengths(input_lengths)
 
     @classmethod
