@@ -12,9 +12,7 @@ and writes it to `--output` when given.
 """
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from transformers import HubertConfig  # noqa: E402
 
+from benchmarks.reporting import cpu_name, emit_json  # noqa: E402
 from training.animation.recipes import get_recipe  # noqa: E402
 
 
@@ -46,16 +45,6 @@ def timed(function, repeats: int = 1) -> tuple[float, object]:
         result = function()
         best = min(best, time.perf_counter() - start)
     return best, result
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def sampling(args) -> dict:
@@ -125,12 +114,7 @@ def main(argv=None):
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--output", help="write the JSON here too")
     args = parser.parse_args(argv)
-    result = sampling(args)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    return result
+    return emit_json(sampling(args), args.output)
 
 
 if __name__ == "__main__":

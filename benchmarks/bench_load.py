@@ -9,7 +9,6 @@ JSON with steps/s, the slowdowns against idle, and the machine (issue #17's load
 """
 
 import argparse
-import json
 import multiprocessing
 import os
 import sys
@@ -20,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from benchmarks.reporting import cpu_description, emit_json  # noqa: E402
 from modeling_wav2sem import Wav2SemConfig, Wav2SemModel  # noqa: E402
 from training.common.runtime import CpuThreads  # noqa: E402
 
@@ -41,12 +41,6 @@ def steps_per_second(model, optimizer, audio, targets, steps: int) -> float:
     for _ in range(steps):
         step()
     return steps / (time.perf_counter() - start)
-
-
-def cpu_model() -> str:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
-    return f"{name}, {os.cpu_count()} cores, {'AMX' if 'amx_bf16' in text else 'no AMX'}"
 
 
 def main(argv=None):
@@ -80,7 +74,7 @@ def main(argv=None):
         other.join()
     result = {
         "benchmark": "pretraining step beside one busy process",
-        "machine": cpu_model(),
+        "machine": cpu_description(),
         "load_average_before": load_before,
         "batch": f"{args.batch_size} x {args.seconds} s, small preset, fp32",
         "steps_per_second": {"idle, threads = cores": round(idle, 3), "busy, threads = cores": round(fixed, 3),
@@ -88,7 +82,7 @@ def main(argv=None):
         "slowdown_vs_idle": {"threads = cores": round(idle / fixed, 2), "CpuThreads": round(idle / adaptive, 2)},
         "goal": "<= 2.5x idle under load",
     }
-    print(json.dumps(result, indent=1))
+    emit_json(result)
 
 
 if __name__ == "__main__":

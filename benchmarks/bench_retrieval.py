@@ -15,8 +15,6 @@ Prints JSON (and writes `--output_json`), with the machine's CPU and the seconds
 """
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,20 +26,13 @@ from tqdm.auto import tqdm  # noqa: E402
 from transformers import AutoModel, WhisperForConditionalGeneration, WhisperProcessor  # noqa: E402
 
 import modeling_wav2sem  # noqa: E402, F401  (registers the Auto classes)
+from benchmarks.reporting import cpu_description, emit_json  # noqa: E402
 from training.common.audio import decode_audio, normalize  # noqa: E402
 from training.common.runtime import CpuThreads  # noqa: E402
 from training.evaluation import retrieval_recall  # noqa: E402
 from training.pretraining_data import TeacherEncoder, default_teacher_dir, load_openslr  # noqa: E402
 
 TARGET_COLUMNS = {"cls": "target_cls", "mean": "target_mean"}
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            flags = Path("/proc/cpuinfo").read_text()
-            return line.split(":", 1)[1].strip() + (" (AMX)" if "amx_bf16" in flags else " (no AMX)")
-    return platform.processor() or "unknown"
 
 
 def utterances(folder: str, count: int) -> list[dict]:
@@ -107,7 +98,7 @@ def main(argv=None):
     texts = [row["text"] for row in rows]
     targets = torch.from_numpy(teacher(texts)[column])
     n = len(rows)
-    result = {"benchmark": "retrieval", "machine": cpu_name(), "threads": torch.get_num_threads(),
+    result = {"benchmark": "retrieval", "machine": cpu_description(), "threads": torch.get_num_threads(),
               "wav2sem": args.wav2sem, "data_dir": args.data_dir, "num_utterances": n, "target": model.config.target,
               "rows": {"chance": {"r@1": 1 / n, "r@5": min(5, n) / n}}}
     start = time.perf_counter()
@@ -121,9 +112,7 @@ def main(argv=None):
             "word_error_rate": round(word_error_rate(texts, hypotheses), 4),
             "seconds": round(time.perf_counter() - start, 1),
         }
-    print(json.dumps(result, indent=1))
-    if args.output_json:
-        Path(args.output_json).write_text(json.dumps(result, indent=1) + "\n")
+    emit_json(result, args.output_json)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,31 @@
-"""What every benchmark does with its result: print it as JSON and, given `--output FILE`, write it there too."""
+"""What every benchmark does with its result: print it as JSON and, given `--output FILE`, write it there too; and
+the machine it was measured on, which every figure names."""
 
 import json
+import os
+import platform
 from pathlib import Path
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def cpu_name() -> str:
+    """The CPU's model name (`/proc/cpuinfo`), else what `platform` knows."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def cpu_description() -> str:
+    """Model name, cores, and whether it has AMX (`amx_bf16`, where bf16 matmuls are fast): e.g. "Intel(R) Xeon(R)
+    Processor, 2 cores, no AMX"."""
+    return f"{cpu_name()}, {os.cpu_count()} cores, {'AMX' if 'amx_bf16' in _cpuinfo() else 'no AMX'}"
 
 
 def emit_json(result: dict, output: str | None = None) -> dict:
