@@ -796,6 +796,34 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
             frames = frames * lengths_to_mask(frame_lengths, frames.shape[1])[..., None]
         return frames, (None if lengths is None else frame_lengths)
 
+    def _check_front_end_frames(
+        self, input_values: torch.Tensor | None, frames: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Validate precomputed front-end frames `(B, N, C_f)` and their mask `(B, N)`; returns them with the mask as
+        bools (`None` when there is none)."""
+        if self.front_end is None:
+            raise ValueError(
+                "front_end_frames are the frames of a frozen front end, but this model has none (it encodes raw audio "
+                "with its own conv stack): pass input_values."
+            )
+        if input_values is not None:
+            raise ValueError("Pass either input_values or front_end_frames, not both.")
+        width = self.feature_projection.projection.in_features
+        if not torch.is_tensor(frames) or frames.dim() != 3 or frames.shape[-1] != width:
+            shape = tuple(frames.shape) if torch.is_tensor(frames) else type(frames)
+            raise ValueError(f"front_end_frames must have shape (batch, frames, {width}), got {shape}.")
+        if mask is None:
+            return frames, None
+        if mask.shape != frames.shape[:2]:
+            raise ValueError(
+                f"frame_attention_mask has shape {tuple(mask.shape)} but front_end_frames has {tuple(frames.shape[:2])} "
+                "(batch, frames); they must match."
+            )
+        mask = mask.bool()
+        if bool((mask[:, 1:] & ~mask[:, :-1]).any()) or not bool(mask[:, 0].all()):
+            raise ValueError("frame_attention_mask must be right-padded with at least one real frame per item.")
+        return frames * mask[..., None], mask
+
     @torch.no_grad()
     def set_target_statistics(self, mean: torch.Tensor, std: torch.Tensor):
         """Fold the training targets' per-dimension mean and std `(D,)` into the model.
@@ -815,9 +843,11 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
 
     def forward(
         self,
-        input_values: torch.Tensor,
+        input_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         *,
+        front_end_frames: torch.Tensor | None = None,
+        frame_attention_mask: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -829,18 +859,26 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
                 Whisper front end), right-padded.
             attention_mask (`torch.LongTensor` of shape `(B, L)`, *optional*):
                 1 on real samples, 0 on padding.
+            front_end_frames (`torch.FloatTensor` of shape `(B, N, C_f)`, *optional*):
+                Instead of `input_values`, for a model on a frozen front end: its frames as `front_end_frames()`
+                returns them (computed once and cached, since the front end never changes), right-padded.
+            frame_attention_mask (`torch.LongTensor` of shape `(B, N)`, *optional*):
+                1 on real frames of `front_end_frames`, 0 on padding.
         """
         output_attentions, output_hidden_states, return_dict = resolve_output_flags(
             self.config, output_attentions, output_hidden_states, return_dict
         )
 
-        lengths = validate_audio_inputs(input_values, attention_mask, self.config.receptive_field)
         frame_mask = None
-        if self.front_end is not None:
+        if front_end_frames is not None:
+            features, frame_mask = self._check_front_end_frames(input_values, front_end_frames, frame_attention_mask)
+        elif self.front_end is not None:
+            lengths = validate_audio_inputs(input_values, attention_mask, self.config.receptive_field)
             features, frame_lengths = self.front_end_frames(input_values, lengths)
             if frame_lengths is not None:
                 frame_mask = lengths_to_mask(frame_lengths, features.shape[1])
         else:
+            lengths = validate_audio_inputs(input_values, attention_mask, self.config.receptive_field)
             features = self.feature_extractor(input_values.to(self.dtype), lengths).transpose(1, 2)
             if lengths is not None:
                 frame_mask = lengths_to_mask(self._get_feat_extract_output_lengths(lengths), features.shape[1])

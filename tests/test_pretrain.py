@@ -21,6 +21,7 @@ from transformers import AutoModel
 from modeling_wav2sem import Wav2SemModel
 from training import pretraining_data as pdata
 from training.pretrain import main as pretrain_main
+from training.pretrain import parse_args as pretrain_parse_args
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = pdata.default_corpus_dir()
@@ -282,6 +283,38 @@ def test_pretraining_on_a_frozen_whisper_front_end(tmp_path):
     for name, tensor in front_end.state_dict().items():  # frozen: the pre-trained weights, saved with the model
         torch.testing.assert_close(model.front_end.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
     assert not any(p.requires_grad for p in model.front_end.parameters())
+
+
+def test_cached_front_end_frames_train_as_the_audio_does_and_are_computed_once(tmp_path):
+    from conftest import TINY_WHISPER
+    from transformers import WhisperConfig, WhisperModel
+
+    torch.manual_seed(0)
+    WhisperModel(WhisperConfig(**TINY_WHISPER)).save_pretrained(tmp_path / "whisper")
+    front = ["--front_end", str(tmp_path / "whisper"), "--front_end_audio_context", "utterance",
+             "--max_train_steps", "3", "--infonce_weight", "0.5"]
+    pretrain_main(run_args(tmp_path, tmp_path / "audio", *front))
+    calls = []
+    real = Wav2SemModel.front_end_frames
+
+    def spy(self, *args, **kwargs):
+        calls.append(args[0].shape[0])
+        return real(self, *args, **kwargs)
+
+    with mock.patch.object(Wav2SemModel, "front_end_frames", spy):
+        pretrain_main(run_args(tmp_path, tmp_path / "cached", *front, "--cache_front_end_frames"))
+        computed = sum(calls)
+        pretrain_main(run_args(tmp_path, tmp_path / "cached-again", *front, "--cache_front_end_frames"))
+    assert computed == len(pdata.load_openslr([str(tmp_path / "LibriSpeech" / "train-clean-100")])) + 8 + 8  # once each
+    assert sum(calls) == computed  # the second run read the cache: the front end never ran
+    audio, cached = losses_by_step(tmp_path / "audio" / "metrics.jsonl"), losses_by_step(tmp_path / "cached" / "metrics.jsonl")
+    assert sorted(audio) == sorted(cached) == [1, 2, 3]
+    for step in audio:  # the same training, up to float16 rounding of the cached frames
+        assert abs(audio[step] - cached[step]) <= 1e-3 * abs(audio[step]), (step, audio[step], cached[step])
+    model = AutoModel.from_pretrained(tmp_path / "cached")
+    assert isinstance(model, Wav2SemModel) and model.front_end is not None  # a whole model: it takes audio again
+    with pytest.raises(ValueError, match="none was given"):
+        pretrain_parse_args(["--cache_front_end_frames"])
 
 
 def test_training_sample_evaluation_can_be_turned_off(tmp_path):

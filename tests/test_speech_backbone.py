@@ -155,6 +155,28 @@ def test_wav2sem_on_a_frozen_front_end_trains_and_round_trips(tmp_path):
         Wav2SemModel.from_front_end(AutoModel.from_config(Wav2SemConfig.from_preset("tiny")), audio_context="window")
 
 
+def test_precomputed_front_end_frames_give_the_audio_s_outputs():
+    model = Wav2SemModel.from_front_end(tiny_whisper("utterance", seed=3), preset="tiny", text_embed_dim=24).eval()
+    audio, mask = speech([12000, 8000])
+    with torch.no_grad():
+        frames, lengths = model.front_end_frames(audio, mask.sum(-1))
+        frame_mask = (torch.arange(frames.shape[1])[None] < lengths[:, None]).long()
+        from_audio = model(audio, attention_mask=mask)
+        from_frames = model(front_end_frames=frames, frame_attention_mask=frame_mask)
+        frames[1, int(lengths[1]):] = 7.0  # whatever lies in the padding is ignored
+        from_padded = model(front_end_frames=frames, frame_attention_mask=frame_mask)
+    torch.testing.assert_close(from_frames.semantic_embeds, from_audio.semantic_embeds, rtol=0, atol=1e-6)
+    torch.testing.assert_close(from_padded.semantic_embeds, from_audio.semantic_embeds, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="either input_values or front_end_frames"):
+        model(audio, front_end_frames=frames)
+    with pytest.raises(ValueError, match=r"shape \(batch, frames, 32\)"):
+        model(front_end_frames=frames[..., :8])
+    with pytest.raises(ValueError, match="right-padded"):
+        model(front_end_frames=frames, frame_attention_mask=frame_mask.flip(-1))
+    with pytest.raises(ValueError, match="has none"):
+        Wav2SemModel(Wav2SemConfig.from_preset("tiny"))(front_end_frames=frames)
+
+
 def test_fused_encoder_normalises_audio_only_for_a_wav2sem_that_expects_it():
     front = Wav2SemModel.from_front_end(tiny_whisper("utterance"), preset="tiny")
     fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(tiny_whisper("window", seed=1), front).eval()

@@ -120,7 +120,18 @@ class PretrainArguments:
         metadata={"help": "train on targets standardised with training-set statistics (folded back in); off by default "
                   "as in the paper: on the main job's budget plain L1 fitted better (benchmarks/bench_objectives.py)"},
     )
-    infonce_weight: float = dataclasses.field(default=0.0, metadata={"help": "weight of an in-batch InfoNCE term"})
+    cache_front_end_frames: bool = dataclasses.field(
+        default=False,
+        metadata={"help": "with --front_end: run the frozen front end once per utterance and cache its frames on disk "
+                  "(datasets cache, float16: 38 KB per second of audio for Whisper tiny), so that training steps "
+                  "run only the trainable part; --crop_seconds then crops frames of the whole utterance's encoding. "
+                  "Not with --streaming"},
+    )
+    infonce_weight: float = dataclasses.field(
+        default=0.0,
+        metadata={"help": "weight of an in-batch InfoNCE term (symmetric, cosine similarities / temperature) added to "
+                  "the L1: what makes held-out retrieval learn on a frozen front end (README)"},
+    )
     infonce_temperature: float = 0.07
     # Optimisation (a recipe fills the fields left unset; its step budget only when neither budget field is given).
     recipe: str = dataclasses.field(default="fast", metadata={"help": "fast (CPU-friendly) or paper (the official)"})
@@ -192,6 +203,13 @@ class PretrainArguments:
             raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME.")
         if self.max_train_steps is None and self.num_train_epochs is None:
             raise ValueError("Give --max_train_steps or --num_train_epochs.")
+        if self.cache_front_end_frames and not self.front_end:
+            raise ValueError("--cache_front_end_frames caches the frames of a frozen --front_end; none was given.")
+        if self.cache_front_end_frames and self.streaming:
+            raise ValueError(
+                "--cache_front_end_frames caches frames per prepared split; a --streaming train split is read once "
+                "per pass without a cache. Drop one of the two."
+            )
         if self.streaming and self.lr_scheduler_type == "step":
             raise ValueError(
                 "--lr_scheduler_type step counts epochs, which a stream does not know in advance; with --streaming use "
@@ -290,6 +308,11 @@ def build_scheduler(args: PretrainArguments, optimizer, total_steps: int, steps_
     )
 
 
+def model_inputs(batch: dict) -> dict:
+    """The model's inputs in a batch: audio and its mask, or cached front-end frames and theirs (not the labels)."""
+    return {name: value for name, value in batch.items() if name != "labels"}
+
+
 @torch.no_grad()
 def evaluate(model, dataloader, accelerator, mean_target: torch.Tensor) -> dict[str, float]:
     """Alignment metrics over a whole dataloader (gathered across processes) with their baselines."""
@@ -298,7 +321,7 @@ def evaluate(model, dataloader, accelerator, mean_target: torch.Tensor) -> dict[
     predictions, targets = [], []
     for batch in dataloader:
         with accelerator.autocast():
-            embeds = model(batch["input_values"], attention_mask=batch["attention_mask"]).semantic_embeds
+            embeds = model(**model_inputs(batch)).semantic_embeds
         embeds, labels = accelerator.gather_for_metrics((embeds.float(), batch["labels"].float()))
         predictions.append(embeds.cpu())
         targets.append(labels.cpu())
@@ -358,7 +381,6 @@ def main(argv=None):
     # ---- data and teacher targets (computed once, cached on disk; the other processes wait and reuse the cache) ----
     with accelerator.main_process_first():
         bundle = data_lib.build_pretraining_data(args, seed=args.seed, device=accelerator.device)
-    eval_dataset, train_eval_dataset = bundle.eval, bundle.train_sample
     say(f"Data: {bundle.report}")
     train_targets = bundle.train_targets  # (N, D) float tensor, in dataset order
     target_dim = train_targets.shape[1]
@@ -372,6 +394,11 @@ def main(argv=None):
     say(f"Model: preset {args.preset}, {sum(p.numel() for p in model.parameters()):,} parameters, target "
         f"{model.config.target} ({target_dim}-d) from {bundle.teacher_description}; precision {mixed_precision}")
 
+    if args.cache_front_end_frames:  # the frozen front end runs once per utterance, here, instead of every step
+        with accelerator.main_process_first():
+            data_lib.cache_front_end_frames(bundle, model.to(accelerator.device), args.per_device_eval_batch_size,
+                                            accelerator.device)
+    eval_dataset, train_eval_dataset = bundle.eval, bundle.train_sample
     normalize_audio = model.config.normalizes_audio  # a Whisper front end takes the raw waveform
     train_loader, batch_sampler = data_lib.make_train_dataloader(
         bundle, args.per_device_train_batch_size, args.crop_seconds, seed=args.seed,
@@ -471,7 +498,7 @@ def main(argv=None):
     for epoch, batch in training_batches():
         with accelerator.accumulate(model):
             with accelerator.autocast():
-                outputs = model(batch["input_values"], attention_mask=batch["attention_mask"])
+                outputs = model(**model_inputs(batch))
             losses = semantic_loss(
                 outputs.standardized_embeds, batch["labels"], shift, scale,
                 infonce_weight=args.infonce_weight, temperature=args.infonce_temperature,
