@@ -23,9 +23,12 @@ def cpu_name() -> str:
 
 
 def cpu_description() -> str:
-    """Model name, cores, and whether it has AMX (`amx_bf16`, where bf16 matmuls are fast): e.g. "Intel(R) Xeon(R)
-    Processor, 2 cores, no AMX"."""
-    return f"{cpu_name()}, {os.cpu_count()} cores, {'AMX' if 'amx_bf16' in _cpuinfo() else 'no AMX'}"
+    """Model name, cores, whether it has AMX (`amx_bf16`, where bf16 matmuls are fast) and int8 dot-product
+    instructions (VNNI, AMX-INT8): e.g. "Intel(R) Xeon(R) Processor, 2 cores, no AMX, VNNI"."""
+    flags = set(next((line.split(":", 1)[1].split() for line in _cpuinfo().splitlines() if line.startswith("flags")), []))
+    int8 = [name for name, flag in (("VNNI", "avx512_vnni"), ("AVX-VNNI", "avx_vnni"), ("AMX-INT8", "amx_int8"))
+            if flag in flags]
+    return ", ".join([cpu_name(), f"{os.cpu_count()} cores", "AMX" if "amx_bf16" in flags else "no AMX", *int8])
 
 
 def emit_json(result: dict, output: str | None = None) -> dict:

@@ -12,6 +12,7 @@ Shapes: B batch, L samples, T conv frames, N encoder frames (N == T), H hidden s
 import copy
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -589,6 +590,11 @@ class SavesFeatureExtractorMixin:
         raise NotImplementedError
 
     def save_pretrained(self, save_directory, is_main_process: bool = True, **kwargs):
+        if any(getattr(module, "is_int8_quantized", False) for module in self.modules()):
+            raise ValueError(
+                "This model's Transformer runs in dynamically quantised int8 (`quantize_int8`), a run-time form that "
+                "checkpoints do not hold: save the float model, and quantise it again after loading."
+            )
         if is_main_process:  # first, so that `push_to_hub=True` uploads it with the weights (see below)
             self.build_feature_extractor().save_pretrained(save_directory)
         super().save_pretrained(save_directory, is_main_process=is_main_process, **kwargs)
@@ -704,6 +710,7 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
         # Folded-in inverse of the target standardisation (see `set_target_statistics`); identity by default.
         self.register_buffer("target_shift", torch.zeros(config.text_embed_dim))
         self.register_buffer("target_scale", torch.ones(config.text_embed_dim))
+        self.is_int8_quantized = False  # see `quantize_int8`
         self.post_init()
         self._freeze_front_end()
 
@@ -775,6 +782,29 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
         if self.feature_extractor is not None:
             for param in self.feature_extractor.parameters():
                 param.requires_grad = False
+
+    def quantize_int8(self) -> "Wav2SemModel":
+        """For inference only (a frozen Wav2Sem, as in `Wav2SemFusedEncoder`): replace the Transformer layers' linear
+        layers, in place, by dynamically quantised int8 ones (`torch.ao.quantization.quantize_dynamic`: int8 weights
+        per tensor; each input is quantised with its own range; fbgemm / oneDNN use VNNI or AMX-INT8 where the CPU has
+        them). They hold about 57% of the paper preset's FLOPs on 10 s of audio; the conv feature encoder, the
+        projections and the pooling stay in float, and the model then runs in fp32 even under autocast.
+
+        F_s moves slightly (`benchmarks/bench_encoder.py --dtypes int8` reports its cosine to fp32) and depends a
+        little on what else is in the batch (the activation range is per batch). The result cannot be saved: save the
+        float model and quantise after loading. Returns the model.
+        """
+        if self.training:
+            raise ValueError("quantize_int8 is for inference: call model.eval() first (int8 layers have no gradients).")
+        if self.encoder.layers[0].feed_forward.output_dense.weight.dtype != torch.float32 and not self.is_int8_quantized:
+            raise ValueError(f"quantize_int8 quantises fp32 weights; this model is in {self.dtype}: call .float() first.")
+        if not self.is_int8_quantized:
+            with warnings.catch_warnings():  # torch marks its eager quantisation API deprecated in favour of torchao
+                warnings.simplefilter("ignore")
+                torch.ao.quantization.quantize_dynamic(self.encoder.layers, {nn.Linear}, dtype=torch.qint8, inplace=True)
+            self.requires_grad_(False)
+            self.is_int8_quantized = True
+        return self
 
     @torch.no_grad()
     def front_end_frames(
@@ -869,6 +899,14 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
             self.config, output_attentions, output_hidden_states, return_dict
         )
 
+        if self.is_int8_quantized and torch.is_autocast_enabled(self.device.type):
+            with torch.autocast(self.device.type, enabled=False):  # int8 layers take fp32 activations
+                return self.forward(
+                    input_values if input_values is None else input_values.float(), attention_mask,
+                    front_end_frames=front_end_frames if front_end_frames is None else front_end_frames.float(),
+                    frame_attention_mask=frame_attention_mask, output_hidden_states=output_hidden_states,
+                    output_attentions=output_attentions, return_dict=return_dict,
+                )
         frame_mask = None
         if front_end_frames is not None:
             features, frame_mask = self._check_front_end_frames(input_values, front_end_frames, frame_attention_mask)
@@ -1003,6 +1041,12 @@ class Wav2SemFusedEncoder(SavesFeatureExtractorMixin, PreTrainedModel):
         freeze_conv_front_end(self.backbone)
 
     freeze_backbone_feature_encoder = freeze_feature_encoder  # the name before 0.2
+
+    def quantize_wav2sem_int8(self) -> "Wav2SemFusedEncoder":
+        """Run the frozen Wav2Sem's Transformer in dynamically quantised int8 (`Wav2SemModel.quantize_int8`); the
+        backbone and the fusion layers are untouched and train as before. Not saved: quantise after loading."""
+        self.wav2sem.quantize_int8()
+        return self
 
     @torch.no_grad()
     def semantic_embeddings(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -346,6 +346,30 @@ def test_fused_semantic_embeds_are_batch_invariant_and_normalised(wav2sem_dir, t
             torch.testing.assert_close(batched[i : i + 1], alone, atol=1e-4, rtol=0)
 
 
+def test_int8_wav2sem_in_a_fused_encoder_keeps_f_s_and_the_backbone_trains(wav2sem_dir, tmp_path):
+    fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(
+        save_backbone(tmp_path, "hubert"), wav2sem_dir, fusion_init="normal"
+    ).eval()
+    values, mask = padded_batch(LENGTHS)
+    with torch.no_grad():
+        reference = fused(values, attention_mask=mask)
+    with pytest.raises(ValueError, match="eval"):
+        copy.deepcopy(fused.wav2sem).train().quantize_int8()
+    assert fused.quantize_wav2sem_int8() is fused and fused.wav2sem.is_int8_quantized
+    assert isinstance(fused.wav2sem.encoder.layers[0].attention.q_proj, torch.ao.nn.quantized.dynamic.Linear)
+    fused.train()
+    out = fused(values, attention_mask=mask)
+    cosine = torch.nn.functional.cosine_similarity(out.semantic_embeds, reference.semantic_embeds)
+    assert bool((cosine > 0.99).all()), cosine  # int8 Transformer layers: F_s close to the float one
+    out.last_hidden_state.sum().backward()  # the backbone and FC1 still learn; the int8 Wav2Sem has no gradients
+    assert fused.fc1.weight.grad is not None and fused.backbone.encoder.layers[0].attention.q_proj.weight.grad is not None
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # int8 layers run in fp32 under autocast
+        autocast = fused.wav2sem(values, attention_mask=mask).semantic_embeds
+    torch.testing.assert_close(autocast, fused.wav2sem(values, attention_mask=mask).semantic_embeds)
+    with pytest.raises(ValueError, match="save the float model"):
+        fused.save_pretrained(tmp_path / "int8")
+
+
 def test_fused_output_is_batch_invariant_with_layer_norm_backbone(wav2sem_dir, tmp_path):
     backbone_dir = save_backbone(tmp_path, "wav2vec2", feat_extract_norm="layer", do_stable_layer_norm=True)
     fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir, fusion_init="normal").eval()
