@@ -56,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="fp32, bf16 autocast, and/or int8: the Wav2Sem (alone and in the fused encoder) with its "
                              "Transformer's linear layers dynamically quantised (`quantize_int8`), timed beside the "
                              "fp32 models, with F_s's cosine to fp32 (default: fp32 bf16)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile(wav2sem) (inductor's CPU backend, fixed shapes) beside it, with "
+                             "its compile seconds and its largest difference to eager")
     parser.add_argument("--int8_checkpoint",
                         help="with int8: also F_s's cosine to fp32 for this trained Wav2Sem over the first 32 "
                              "dev-clean utterances of the embedded sample corpus")
@@ -235,6 +238,17 @@ def breakdown(model: torch.nn.Module, audio: torch.Tensor, dtype: str, repeats: 
 # ----------------------------------------------------------------------------------------------------------------------
 
 
+def compile_for(model, audio: torch.Tensor, dtype: str) -> dict:
+    """`torch.compile(model)` compiled for this input (one untimed call) and its largest difference to eager."""
+    compiled = torch.compile(model, dynamic=False)
+    start = time.perf_counter()
+    with torch.inference_mode(), precision_context(dtype):
+        out = compiled(audio).last_hidden_state
+        seconds = time.perf_counter() - start
+        difference = float((out.float() - model(audio).last_hidden_state.float()).abs().max())
+    return {"model": compiled, "seconds": round(seconds, 1), "difference": difference}
+
+
 def int8_entry(times: dict, fp32_model, int8_model, audio: torch.Tensor) -> dict:
     """Speed-ups of the int8 Wav2Sem (and fused encoder) over fp32, paired per round, and F_s's cosine to fp32."""
     with torch.inference_mode():
@@ -358,6 +372,10 @@ def run(args) -> dict:
                     calls["separate"] = lambda: (
                         fused.backbone(audio).last_hidden_state, fused.wav2sem(audio).semantic_embeds
                     )
+            compiled = None
+            if args.compile and dtype != "int8":
+                compiled = compile_for(wav2sem, audio, dtype)
+                calls["wav2sem_compiled"] = lambda: compiled["model"](audio).last_hidden_state
             calls["matmul"] = lambda: torch.matmul(left, right)
             times = time_interleaved(calls, dtype, args.repeats, args.warmup)
             flops_timed = {name: count for name, count in flops.items() if name in times}
@@ -388,6 +406,11 @@ def run(args) -> dict:
                 "target": target,
                 "met": target is None or ratio <= target,
             }
+            if compiled is not None:
+                entry["compiled"] = {
+                    "speedup": round(1.0 / paired_ratio(times["wav2sem_compiled"], times["wav2sem"]), 3),
+                    "compile_seconds": compiled["seconds"], "max_abs_difference": compiled["difference"],
+                }
             if dtype == "int8":
                 entry["int8"] = int8_entry(times, wav2sem, int8["wav2sem"], audio)
             elif fused is not None:

@@ -13,7 +13,6 @@ plain matmul's GFLOP/s measured in the same run.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
+from benchmarks.reporting import cpu_description, emit_json
 from modeling_wav2sem import Wav2SemConfig, Wav2SemModel
 from training.objectives import semantic_loss
 from training.common.runtime import keep_freed_memory
@@ -108,6 +108,27 @@ def run(model, loss_fn, batches, targets, autocast: bool) -> float:
     return time.perf_counter() - start
 
 
+def op_profile(model, loss_fn, batches, targets, autocast: bool, top: int) -> dict:
+    """Where one pass of optimisation steps spends its time, by operator (torch.profiler, self CPU time): the `top`
+    operators' milliseconds and shares of the total, so the largest losses can be taken first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run(model, loss_fn, batches[:1], targets, autocast)  # warm-up: allocator, oneDNN primitives
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        run(model, loss_fn, batches, targets, autocast)
+    events = [e for e in profiler.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return {
+        "total_ms": round(total / 1e3, 1),
+        "ops": [
+            {"op": e.key, "self_ms": round(e.self_cpu_time_total / 1e3, 1), "share": round(e.self_cpu_time_total / total, 4),
+             "calls": e.count}
+            for e in events[:top]
+        ],
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="small")
@@ -115,6 +136,9 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--default_allocator", action="store_true", help="skip the training scripts' malloc setting")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also profile one pass of ours_fp32 and ours_bf16 (torch.profiler): the N costliest ops")
+    parser.add_argument("--output", help="also write the JSON to this file")
     args = parser.parse_args(argv)
     allocator_tuned = False if args.default_allocator else keep_freed_memory()
     torch.set_num_threads(args.threads)
@@ -128,7 +152,8 @@ def main(argv=None):
     ours = [(*pad([waves[i] for i in b]), b) for b in sampler]
     reference = [(*pad([waves[i]]), [i]) for i in range(len(waves))]
 
-    results = {"preset": args.preset, "utterances": len(waves), "audio_seconds": sum(map(len, waves)) / 16000}
+    results = {"machine": cpu_description(), "threads": args.threads, "preset": args.preset, "utterances": len(waves),
+               "audio_seconds": sum(map(len, waves)) / 16000}
     flops = 3 * sum(forward_flops(config, len(w)) for w in waves)
     settings = {
         "ours_fp32": (Wav2SemModel, ours_loss, ours, False, f"batch {args.batch_size}, length-grouped, masked, fp32"),
@@ -165,7 +190,13 @@ def main(argv=None):
     results["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     results["malloc_keeps_freed_memory"] = allocator_tuned  # as the training scripts set it (both loops share it)
     results["target_speedup"] = 4.0
-    print(json.dumps(results, indent=2))
+    if args.profile:
+        results["profile"] = {}
+        for name in ("ours_fp32", "ours_bf16"):
+            model_class, loss_fn, batches, autocast, _ = settings[name]
+            torch.manual_seed(0)
+            results["profile"][name] = op_profile(model_class(config), loss_fn, batches, targets, autocast, args.profile)
+    emit_json(results, args.output)
 
 
 if __name__ == "__main__":
