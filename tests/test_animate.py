@@ -13,7 +13,14 @@ import torch
 from conftest import SUBJECTS, V3, tiny_audio_config
 from transformers import AutoModel
 
-from modeling_wav2sem import FaceDiffuserConfig, FaceDiffuserForAnimation, VOCAConfig, VOCAForAnimation
+from modeling_wav2sem import (
+    FaceDiffuserConfig,
+    FaceDiffuserForAnimation,
+    UniTalkerConfig,
+    UniTalkerForAnimation,
+    VOCAConfig,
+    VOCAForAnimation,
+)
 from training import animate
 
 
@@ -99,3 +106,47 @@ def test_a_diffusion_model_samples_reproducibly_with_the_seed_and_steps_given(tm
     other = run(folder, tmp_path / "c", "--seed", "4", "--num_inference_steps", "2")
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
+
+
+def test_a_several_dataset_model_animates_the_head_asked_for_and_the_pivot(tmp_path):
+    torch.manual_seed(0)
+    datasets = [{"name": "biwi", "vertice_dim": 45}, {"name": "vocaset", "vertice_dim": V3, "subjects": SUBJECTS}]
+    config = UniTalkerConfig.from_preset("biwi+vocaset", audio_config=tiny_audio_config(), datasets=datasets,
+                                         vertice_dim=45, hidden_size=16, identity_dim=8)
+    model = UniTalkerForAnimation(config).eval()
+    with torch.no_grad():  # the heads start at zero: give them weights, so that heads and identities differ
+        for head in model.heads.values():
+            head.weight.normal_(0, 0.1)
+    folder = save_with_templates(model, tmp_path / "unitalker")
+    biwi_speaker = config.dataset_entry("biwi")["subjects"][0]
+    templates = pickle.loads((folder / "templates.pkl").read_bytes())
+    (folder / "templates.pkl").write_bytes(pickle.dumps({**templates, biwi_speaker: np.zeros((15, 3), np.float32)}))
+
+    vocaset = run(folder, tmp_path / "vocaset", "--dataset", "vocaset")
+    audio = torch.from_numpy(animate.normalize(animate.decode_audio(str(tmp_path / "speech.wav"))))[None]
+    with torch.no_grad():
+        expected = model.predict(audio, torch.full((1, V3), 1.0), "s1", dataset="vocaset").vertices[0].numpy()
+        biwi = model.predict(audio, torch.zeros(1, 45), biwi_speaker, dataset="biwi").vertices[0].numpy()
+    np.testing.assert_allclose(vocaset, expected, atol=1e-6)
+    assert len(vocaset) in (29, 30)  # 1 s at VOCASET's 30 fps
+    argv = ["--model_name_or_path", str(folder), "--audio", str(tmp_path / "speech.wav"), "--frames", "1"]
+    assert animate.main([*argv, "--dataset", "biwi", "--output_dir", str(tmp_path / "biwi")]) == 0
+    own = np.load(tmp_path / "biwi" / f"speech_{biwi_speaker}.npy")
+    np.testing.assert_allclose(own, biwi, atol=1e-6)  # BIWI's head and first speaker by default
+    assert own.shape[1] == 45 and len(own) in (24, 25)  # at BIWI's 25 fps
+    with pytest.raises(ValueError, match="no stored neutral mesh"):
+        animate.main([*argv, "--subject", "pivot", "--output_dir", str(tmp_path / "pivot")])
+    np.save(tmp_path / "face.npy", np.zeros(45, np.float32))
+    assert animate.main([*argv, "--subject", "pivot", "--template", str(tmp_path / "face.npy"),
+                         "--output_dir", str(tmp_path / "pivot")]) == 0
+    pivot = np.load(tmp_path / "pivot" / "speech_pivot.npy")
+    assert pivot.shape == own.shape and np.abs(pivot - own).max() > 0  # another identity: another style
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        animate.main([*argv, "--dataset", "arkit", "--output_dir", str(tmp_path / "x")])
+    with pytest.raises(ValueError, match="Unknown subject"):
+        animate.main([*argv, "--dataset", "vocaset", "--subject", biwi_speaker, "--output_dir", str(tmp_path / "x")])
+
+
+def test_dataset_is_refused_for_a_model_with_one_head(model_dir, tmp_path):
+    with pytest.raises(ValueError, match="one output head"):
+        run(model_dir, tmp_path / "out", "--dataset", "biwi")

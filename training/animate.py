@@ -11,6 +11,10 @@ the audio's `wav/` folder in a dataset). The neutral mesh is the subject's templ
 (`templates.pkl`), or `--template` (a `templates.pkl` with `--template_subject`, or a `.npy` of V x 3 / V*3 values)
 for a new face. Models that sample (diffusion) get a generator seeded with `--seed` and, when given,
 `--num_inference_steps`; `--model` and `--out` are deprecated spellings of `--model_name_or_path` and `--output_dir`.
+
+A model with several dataset heads (UniTalker) animates the head of `--dataset` (default: its first), at that
+dataset's frame rate and mesh, for one of its speakers or `--subject pivot` (the common style, for a speaker unseen in
+training; give its neutral mesh with `--template`), and long audio in overlapping windows (`predict_long`).
 """
 
 import argparse
@@ -66,7 +70,7 @@ def load_template(args, vertice_dim: int, subject: str | None = None) -> np.ndar
     return template
 
 
-def find_ground_truth(args, model, vertice_dim: int) -> np.ndarray | None:
+def find_ground_truth(args, target: dict) -> np.ndarray | None:
     """`(T, V*3)` ground-truth vertices at the model's frame rate, from `--ground_truth` or, for a dataset's
     `DIR/wav/NAME.wav`, `DIR/vertices_npy/NAME.npy`; None when there is none (or, found beside the audio, it does not
     fit the model)."""
@@ -76,21 +80,42 @@ def find_ground_truth(args, model, vertice_dim: int) -> np.ndarray | None:
         if given:
             raise FileNotFoundError(f"--ground_truth {path} does not exist.")
         return None
+    vertice_dim = target["vertice_dim"]
     vertices = np.load(path).astype(np.float32)
     vertices = vertices.reshape(len(vertices), -1)
     if vertices.shape[1] != vertice_dim:
         if given:
             raise ValueError(f"--ground_truth has {vertices.shape[1]} values a frame; the model predicts {vertice_dim}.")
         return None
-    capture_fps = args.ground_truth_fps
+    capture_fps, fps = args.ground_truth_fps, target["frame_rate"]
     if capture_fps is None:
-        dataset = getattr(model.config, "dataset", None)
-        capture_fps = get_animation_dataset(dataset).capture_fps if dataset else model.config.frame_rate
-    stride = capture_fps / model.config.frame_rate
+        dataset = target["dataset"]
+        capture_fps = get_animation_dataset(dataset).capture_fps if dataset else fps
+    stride = capture_fps / fps
     if abs(stride - round(stride)) > 1e-6 or round(stride) < 1:
-        raise ValueError(f"Ground truth at {capture_fps:g} fps cannot be brought to {model.config.frame_rate:g} fps "
+        raise ValueError(f"Ground truth at {capture_fps:g} fps cannot be brought to {fps:g} fps "
                          "by keeping every n-th frame; pass --ground_truth_fps.")
     return vertices[:: int(round(stride))]
+
+
+def animation_target(model, args) -> dict:
+    """What to animate: `dataset` (the head of a several-dataset model, else the model's own dataset if it names one),
+    its `frame_rate`, `vertice_dim` and `subjects`, and the `subject` (checked, with a clear error for an unknown one)."""
+    config = model.config
+    if hasattr(config, "dataset_entry"):  # several dataset heads (UniTalker)
+        entry = config.dataset_entry(args.dataset)
+        target = {"dataset": entry["name"], "frame_rate": entry["frame_rate"], "vertice_dim": entry["vertice_dim"],
+                  "subjects": list(entry["subjects"]) + (["pivot"] if config.pivot_identity else [])}
+    else:
+        if args.dataset and args.dataset.lower() != str(getattr(config, "dataset", None)).lower():
+            raise ValueError(f"--dataset {args.dataset}: {type(model).__name__} has one output head, for "
+                             f"{getattr(config, 'dataset', None) or 'its training data'}; drop --dataset.")
+        target = {"dataset": getattr(config, "dataset", None), "frame_rate": config.frame_rate,
+                  "vertice_dim": config.vertice_dim, "subjects": list(config.train_subjects)}
+    subject = args.subject or target["subjects"][0]
+    if subject not in target["subjects"]:
+        raise ValueError(f"Unknown subject {subject!r}; training subjects: {', '.join(target['subjects'])}.")
+    return {**target, "subject": subject}
 
 
 def animate(args) -> dict:
@@ -98,9 +123,12 @@ def animate(args) -> dict:
     if not hasattr(model, "predict"):
         raise ValueError(f"{args.model_name_or_path} is a {type(model).__name__}, not an animation model.")
     kwargs = sampling_kwargs(model, args.seed, args.num_inference_steps)  # a seeded generator where predict samples
-    subject = args.subject or model.config.train_subjects[0]
-    model.config.subject_id(subject)  # a clear error for an unknown speaking style
-    template = load_template(args, model.config.vertice_dim, subject)
+    target = animation_target(model, args)
+    subject, fps = target["subject"], target["frame_rate"]
+    if subject == "pivot" and not (args.template or args.template_subject):
+        raise ValueError("--subject pivot is a speaker unseen in training, with no stored neutral mesh: give it with "
+                         "--template (templates.pkl with --template_subject, or .npy).")
+    template = load_template(args, target["vertice_dim"], subject)
     audio = decode_audio(args.audio, SAMPLING_RATE)
     try:
         do_normalize = AutoFeatureExtractor.from_pretrained(args.model_name_or_path).do_normalize
@@ -109,9 +137,12 @@ def animate(args) -> dict:
     if do_normalize:
         audio = normalize(audio)
     torch.manual_seed(args.seed)
+    values, neutral = torch.from_numpy(audio)[None], torch.from_numpy(template)[None]
     with torch.no_grad():
-        output = model.predict(torch.from_numpy(audio)[None], torch.from_numpy(template)[None], subject_index=subject,
-                               **kwargs)
+        if hasattr(model, "predict_long"):  # windows over long audio, as the published demo; `predict` for short clips
+            output = model.predict_long(values, neutral, subject_index=subject, dataset=target["dataset"])
+        else:
+            output = model.predict(values, neutral, subject_index=subject, **kwargs)
     vertices = output.vertices[0].float().numpy()
 
     out = Path(args.output_dir)
@@ -121,13 +152,17 @@ def animate(args) -> dict:
     mesh, lips_file = model_file(args.model_name_or_path, "mesh.obj"), model_file(args.model_name_or_path, "regions/lip_vertices.txt")
     faces = read_obj_faces(mesh) if mesh else None
     lips = read_region_file(lips_file) if lips_file else None
-    fps = model.config.frame_rate
+    num_vertices = target["vertice_dim"] // 3
+    if faces is not None and (faces.size == 0 or int(faces.max()) >= num_vertices):
+        faces, lips = None, None  # the stored mesh is another dataset's (a several-dataset model): draw points
+    if lips is not None and len(lips) and int(max(lips)) >= num_vertices:
+        lips = None
     indices = evenly_spaced_frames(len(vertices), args.frames)
     written = [out / f"{stem}.npy", render_frames_png(out / f"{stem}.png", {subject: vertices}, indices, faces, lips, fps)]
     if args.gif:
         written.append(render_gif(out / f"{stem}.gif", {subject: vertices}, fps, faces, lips))
     if args.video:
-        reference = find_ground_truth(args, model, model.config.vertice_dim)
+        reference = find_ground_truth(args, target)
         rows = {"prediction": vertices} if reference is None else {"ground truth": reference, "prediction": vertices}
         written.append(render_video(args.video, rows, fps, faces, decode_audio(args.audio, SAMPLING_RATE),
                                     SAMPLING_RATE, lips=lips, height=args.video_height))
@@ -138,7 +173,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_name_or_path", required=True, help="folder or Hub id saved by train_animation.py")
     parser.add_argument("--audio", required=True, help="speech file (any rate soundfile reads; resampled to 16 kHz)")
-    parser.add_argument("--subject", help="training speaker whose speaking style to use (default: the first)")
+    parser.add_argument("--subject", help="training speaker whose speaking style to use (default: the first; "
+                                          "'pivot' for a several-dataset model's common style)")
+    parser.add_argument("--dataset", help="a several-dataset model's (UniTalker) head to animate, e.g. vocaset or biwi "
+                                          "(default: its first)")
     parser.add_argument("--output_dir", required=True, help="output folder")
     parser.add_argument("--template", help="templates.pkl or .npy neutral mesh (default: the model's templates.pkl)")
     parser.add_argument("--template_subject", help="key in --template's templates.pkl (default: --subject)")
