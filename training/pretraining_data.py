@@ -295,7 +295,8 @@ def front_end_identity(model) -> str:
 
 
 def add_front_end_frames(
-    dataset: datasets.Dataset, model, batch_size: int = 16, device: str | torch.device = "cpu", desc: str = "frames"
+    dataset: datasets.Dataset, model, batch_size: int = 16, device: str | torch.device = "cpu", desc: str = "frames",
+    identity: str | None = None,
 ) -> datasets.Dataset:
     """Add a `front_end_frames` column `(N_i, C_f)` float16: the frozen front end's frames of every utterance (whole,
     uncropped), computed once in padded batches on `device` and cached on disk like the teacher targets (fingerprint:
@@ -303,10 +304,12 @@ def add_front_end_frames(
 
     The front end never changes during training, so `Wav2SemModel(front_end_frames=...)` on these frames is the model
     on the audio, up to float16 rounding of the frames, and a training step no longer runs the front end. They take
-    `2 * C_f` bytes per frame on disk: 38 KB per second of audio for Whisper tiny (384-d, 50 Hz).
+    `2 * C_f` bytes per frame on disk: 38 KB per second of audio for Whisper tiny (384-d, 50 Hz). `identity`:
+    `front_end_identity(model)` when the caller has it already.
     """
+    identity = identity or front_end_identity(model)
     fingerprint = hashlib.sha1(
-        f"{dataset._fingerprint}|{front_end_identity(model)}|{model.config.normalizes_audio}|{FRAMES_VERSION}".encode()
+        f"{dataset._fingerprint}|{identity}|{model.config.normalizes_audio}|{FRAMES_VERSION}".encode()
     ).hexdigest()
     width = model.feature_projection.projection.in_features
     features = datasets.Features({**dataset.features, FRAMES_COLUMN: datasets.Array2D((None, width), "float16")})
@@ -316,11 +319,8 @@ def add_front_end_frames(
         waves = [decode_audio(a) for a in audio]
         if model.config.normalizes_audio:
             waves = [normalize(w) for w in waves]
-        lengths = torch.tensor([len(w) for w in waves])
-        values = torch.zeros(len(waves), int(lengths.max()))
-        for i, wave in enumerate(waves):
-            values[i, : len(wave)] = torch.from_numpy(wave)
-        frames, frame_lengths = model.front_end_frames(values.to(device), lengths.to(device))
+        values, mask = pad_right(waves)
+        frames, frame_lengths = model.front_end_frames(values.to(device), mask.sum(-1).to(device))
         counts = [frames.shape[1]] * len(waves) if frame_lengths is None else frame_lengths.tolist()
         return {FRAMES_COLUMN: [f[:n].half().cpu().numpy() for f, n in zip(frames, counts)]}
 
@@ -456,6 +456,18 @@ class LengthBucketedStream(torch.utils.data.IterableDataset):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def pad_right(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Arrays of shapes `(n_i, *rest)` right-padded with zeros into a float32 `(B, max n_i, *rest)` tensor, and their
+    mask `(B, max n_i)` (1 on real entries)."""
+    longest = max(len(a) for a in arrays)
+    values = torch.zeros(len(arrays), longest, *np.shape(arrays[0])[1:])
+    mask = torch.zeros(len(arrays), longest, dtype=torch.long)
+    for i, array in enumerate(arrays):
+        values[i, : len(array)] = torch.from_numpy(np.asarray(array, dtype=np.float32))
+        mask[i, : len(array)] = 1
+    return values, mask
+
+
 def crop_window(values: np.ndarray, size: int | None, uid: str, train: bool, seed: int, epoch: int) -> np.ndarray:
     """`values` cut to `size` along their first axis: at a start drawn from (seed, epoch, utterance id) in training,
     centred in evaluation; unchanged when no longer than `size` (or `size` is None)."""
@@ -494,12 +506,7 @@ class AudioCollator:
         waves = [self._crop(decode_audio(e["audio"]), e["id"]) for e in examples]
         if self.normalize_audio:
             waves = [normalize(w) for w in waves]
-        longest = max(len(w) for w in waves)
-        values = torch.zeros(len(waves), longest)
-        mask = torch.zeros(len(waves), longest, dtype=torch.long)
-        for i, wave in enumerate(waves):
-            values[i, : len(wave)] = torch.from_numpy(wave)
-            mask[i, : len(wave)] = 1
+        values, mask = pad_right(waves)
         labels = torch.tensor(np.stack([e[self.target_column] for e in examples]), dtype=torch.float32)
         return {"input_values": values, "attention_mask": mask, "labels": labels}
 
@@ -522,12 +529,7 @@ class FrameCollator:
             crop_window(np.asarray(e[FRAMES_COLUMN]), self.crop_frames, e["id"], self.train, self.seed, epoch)
             for e in examples
         ]
-        longest = max(len(c) for c in clips)
-        frames = torch.zeros(len(clips), longest, clips[0].shape[1])
-        mask = torch.zeros(len(clips), longest, dtype=torch.long)
-        for i, clip in enumerate(clips):
-            frames[i, : len(clip)] = torch.from_numpy(clip.astype(np.float32))
-            mask[i, : len(clip)] = 1
+        frames, mask = pad_right(clips)
         labels = torch.tensor(np.stack([e[self.target_column] for e in examples]), dtype=torch.float32)
         return {"front_end_frames": frames, "frame_attention_mask": mask, "labels": labels}
 
@@ -669,8 +671,9 @@ def cache_front_end_frames(data: PretrainingData, model, batch_size: int = 16, d
     the loaders then batch frames instead of audio. Not for a stream (frames are cached per prepared split)."""
     if data.streaming:
         raise ValueError("Front-end frames are cached per prepared split; a streamed train split has none.")
+    identity = front_end_identity(model)
     for split, name in (("train", "train"), ("eval", "eval"), ("train_sample", "training sample")):
-        setattr(data, split, add_front_end_frames(getattr(data, split), model, batch_size, device, name))
+        setattr(data, split, add_front_end_frames(getattr(data, split), model, batch_size, device, name, identity))
     data.frames_per_second = float(model._get_feat_extract_output_lengths(SAMPLING_RATE))
 
 
