@@ -796,14 +796,15 @@ class Wav2SemModel(Wav2SemPreTrainedModel):
         """
         if self.training:
             raise ValueError("quantize_int8 is for inference: call model.eval() first (int8 layers have no gradients).")
-        if self.encoder.layers[0].feed_forward.output_dense.weight.dtype != torch.float32 and not self.is_int8_quantized:
+        if self.is_int8_quantized:
+            return self
+        if self.encoder.layers[0].feed_forward.output_dense.weight.dtype != torch.float32:
             raise ValueError(f"quantize_int8 quantises fp32 weights; this model is in {self.dtype}: call .float() first.")
-        if not self.is_int8_quantized:
-            with warnings.catch_warnings():  # torch marks its eager quantisation API deprecated in favour of torchao
-                warnings.simplefilter("ignore")
-                torch.ao.quantization.quantize_dynamic(self.encoder.layers, {nn.Linear}, dtype=torch.qint8, inplace=True)
-            self.requires_grad_(False)
-            self.is_int8_quantized = True
+        with warnings.catch_warnings():  # torch marks its eager quantisation API deprecated in favour of torchao
+            warnings.simplefilter("ignore")
+            torch.ao.quantization.quantize_dynamic(self.encoder.layers, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        self.requires_grad_(False)
+        self.is_int8_quantized = True
         return self
 
     @torch.no_grad()

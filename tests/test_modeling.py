@@ -356,6 +356,9 @@ def test_int8_wav2sem_in_a_fused_encoder_keeps_f_s_and_the_backbone_trains(wav2s
     with pytest.raises(ValueError, match="eval"):
         copy.deepcopy(fused.wav2sem).train().quantize_int8()
     assert fused.quantize_wav2sem_int8() is fused and fused.wav2sem.is_int8_quantized
+    assert fused.quantize_wav2sem_int8() is fused  # a second call changes nothing
+    with pytest.raises(ValueError, match="fp32 weights"):
+        copy.deepcopy(tiny_wav2sem()).to(torch.bfloat16).quantize_int8()
     assert isinstance(fused.wav2sem.encoder.layers[0].attention.q_proj, torch.ao.nn.quantized.dynamic.Linear)
     fused.train()
     out = fused(values, attention_mask=mask)
