@@ -44,6 +44,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's training package
 
+from benchmarks.reporting import cpu_description, cpu_name  # noqa: E402
+
 SAMPLING_RATE = 16000
 TARGETS = {"wav2sem_vs_transformers": {"fp32": 0.90, "bf16": 0.78}, "fusion_overhead": 0.05}
 MATMUL_SIZE = 2048
@@ -299,17 +301,14 @@ def environment(args) -> dict:
 
     import modeling_wav2sem
 
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as handle:
-            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "wav2sem_module": os.path.dirname(modeling_wav2sem.__file__),
-        "cpu": cpu,
+        "cpu": cpu_name(),
+        "machine": cpu_description(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "logical_cpus": os.cpu_count(),
         "threads": torch.get_num_threads(),

@@ -30,7 +30,7 @@ from training.objectives import semantic_loss
 from training.common.runtime import keep_freed_memory
 from training.common.audio import decode_audio, normalize
 from training.common.sampling import LengthGroupedBatchSampler
-from training.pretraining_data import default_corpus_dir
+from training.pretraining_data import default_corpus_dir, pad_right
 
 
 def forward_flops(config: Wav2SemConfig, num_samples: int) -> float:
@@ -54,14 +54,6 @@ def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> fl
     for _ in range(repeats):
         a @ b
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
-
-
-def pad(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    longest = max(len(w) for w in waves)
-    values, mask = torch.zeros(len(waves), longest), torch.zeros(len(waves), longest, dtype=torch.long)
-    for i, w in enumerate(waves):
-        values[i, : len(w)], mask[i, : len(w)] = torch.from_numpy(w), 1
-    return values, mask
 
 
 class OfficialArchitecture(torch.nn.Module):
@@ -149,8 +141,8 @@ def main(argv=None):
     config = Wav2SemConfig.from_preset(args.preset, layerdrop=0.0)
     targets = torch.randn(len(waves), config.text_embed_dim)
     sampler = LengthGroupedBatchSampler([len(w) for w in waves], args.batch_size, seed=0)
-    ours = [(*pad([waves[i] for i in b]), b) for b in sampler]
-    reference = [(*pad([waves[i]]), [i]) for i in range(len(waves))]
+    ours = [(*pad_right([waves[i] for i in b]), b) for b in sampler]
+    reference = [(*pad_right([waves[i]]), [i]) for i in range(len(waves))]
 
     results = {"machine": cpu_description(), "threads": args.threads, "preset": args.preset, "utterances": len(waves),
                "audio_seconds": sum(map(len, waves)) / 16000}
