@@ -623,3 +623,43 @@ def test_first_two_conv_layers_in_chunks_equal_the_whole(monkeypatch):
     encoder.requires_grad_(False)  # a frozen feature encoder (FaceFormer, fused backbones) takes the chunked path
     torch.testing.assert_close(encoder(audio, lengths), whole)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("norm, conv_bias", [("group", False), ("group", True), ("layer", False), ("layer", True)])
+def test_time_major_training_path_equals_the_conv1d_path(norm, conv_bias, monkeypatch):
+    """With autograd on CPU the conv stack runs time-major (`TimeMajorConv1d`: matmuls on strided windows): the same
+    F_s and the same gradients for every parameter as the channel-major `nn.Conv1d` path, padded items included, in
+    fp32 and (to bf16 rounding) under bf16 autocast, with fp32 contiguous gradients."""
+    from modeling_wav2sem.modeling_wav2sem import TimeMajorConv1d, Wav2SemFeatureEncoder
+
+    config = Wav2SemConfig.from_preset(
+        "tiny", feat_extract_norm=norm, conv_bias=conv_bias, layerdrop=0.0, hidden_dropout=0.0,
+        attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
+    )
+    torch.manual_seed(0)
+    model = Wav2SemModel(config).train()
+    values, mask = padded_batch((6000, 3700, 1234))
+    calls = []
+    apply = TimeMajorConv1d.apply
+    monkeypatch.setattr(TimeMajorConv1d, "apply", lambda *a: calls.append(1) or apply(*a))
+
+    def run(time_major: bool, autocast: bool):
+        monkeypatch.setattr(Wav2SemFeatureEncoder, "time_major_training", time_major)
+        model.zero_grad()
+        calls.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            semantic = model(values, mask).semantic_embeds
+        semantic.square().sum().backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if "k_proj.bias" not in name}
+        return semantic.detach(), grads, len(calls)
+
+    for autocast, tolerance in ((False, 1e-4), (True, 5e-2)):
+        want, want_grads, plain_calls = run(False, autocast)
+        got, got_grads, time_major_calls = run(True, autocast)
+        assert plain_calls == 0 and time_major_calls == len(model.feature_extractor.conv_layers) - (norm == "group")
+        torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance * float(want.abs().max()))
+        assert got_grads.keys() == want_grads.keys()
+        for name, grad in got_grads.items():  # k_proj.bias is left out: its true gradient is 0 (softmax shift)
+            scale = float(want_grads[name].abs().max())
+            assert grad.dtype == torch.float32 and grad.is_contiguous(), name
+            torch.testing.assert_close(grad, want_grads[name], rtol=tolerance, atol=tolerance * scale, msg=name)
