@@ -2,8 +2,9 @@
 # Copyright 2026 The wav2sem authors. Licensed under the Apache License, Version 2.0.
 """CPU inference benchmark of the Wav2Sem encoder (issue 2). Prints one JSON document.
 
-For every audio length (`--seconds`) and precision (`--dtypes`: fp32, bf16 autocast, or int8: the Transformer's linear
-layers dynamically quantised, timed beside fp32, with F_s's cosine to fp32), batch 1, eval mode, under
+For every audio length (`--seconds`) and precision (`--dtypes`: fp32, bf16 autocast, bf16_weights: every model cast to
+bf16 with no autocast, timed beside the fp32 Wav2Sem under autocast, or int8: the Transformer's linear layers
+dynamically quantised, timed beside fp32, with F_s's cosine to fp32), batch 1, eval mode, under
 `torch.inference_mode()`, it times side by side, interleaved in one process (A B C ... then the reverse order, and so
 on), so that load from other processes hits every model alike:
 
@@ -49,15 +50,21 @@ from benchmarks.reporting import cpu_description, cpu_name  # noqa: E402
 SAMPLING_RATE = 16000
 TARGETS = {"wav2sem_vs_transformers": {"fp32": 0.90, "bf16": 0.78}, "fusion_overhead": 0.05}
 MATMUL_SIZE = 2048
+DTYPE_LABELS = {
+    "fp32": "fp32", "bf16": "bf16-autocast", "bf16_weights": "bf16-weights (model.to(torch.bfloat16), no autocast)",
+    "int8": "int8-dynamic (Transformer linear layers)",
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seconds", type=float, nargs="+", default=[10.0, 30.0], help="audio lengths (default: 10 30)")
-    parser.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16", "int8"], default=["fp32", "bf16"],
-                        help="fp32, bf16 autocast, and/or int8: the Wav2Sem (alone and in the fused encoder) with its "
-                             "Transformer's linear layers dynamically quantised (`quantize_int8`), timed beside the "
-                             "fp32 models, with F_s's cosine to fp32 (default: fp32 bf16)")
+    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPE_LABELS), default=["fp32", "bf16"],
+                        help="fp32, bf16 autocast, bf16_weights: every model cast to bf16 (`model.to(torch.bfloat16)`, "
+                             "no autocast: no weight casts per call), timed beside the fp32 Wav2Sem under autocast, "
+                             "and/or int8: the Wav2Sem (alone and in the fused encoder) with its Transformer's linear "
+                             "layers dynamically quantised (`quantize_int8`), timed beside the fp32 models, with F_s's "
+                             "cosine to fp32 (default: fp32 bf16)")
     parser.add_argument("--compile", action="store_true",
                         help="also time torch.compile(wav2sem) (inductor's CPU backend, fixed shapes) beside it, with "
                              "its compile seconds and its largest difference to eager")
@@ -156,6 +163,14 @@ def precision_context(dtype: str):
     return contextlib.nullcontext()
 
 
+def under_bf16_autocast(call: Callable[[], object]) -> Callable[[], object]:
+    def autocast_call():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return call()
+
+    return autocast_call
+
+
 def time_interleaved(calls: dict[str, Callable[[], object]], dtype: str, repeats: int, warmup: int) -> dict[str, list]:
     """Seconds of every call, interleaved: order A B C, then C B A, ... Each call runs in its own precision context."""
     names = list(calls)
@@ -251,15 +266,18 @@ def compile_for(model, audio: torch.Tensor, dtype: str) -> dict:
     return {"model": compiled, "seconds": round(seconds, 1), "difference": difference}
 
 
+def f_s_cosine(model, fp32_model, audio: torch.Tensor) -> float:
+    """The smallest cosine between `model`'s F_s and the fp32 model's, over the batch."""
+    with torch.inference_mode():
+        cosine = torch.nn.functional.cosine_similarity(model(audio).semantic_embeds, fp32_model(audio).semantic_embeds)
+    return round(float(cosine.min()), 6)
+
+
 def int8_entry(times: dict, fp32_model, int8_model, audio: torch.Tensor) -> dict:
     """Speed-ups of the int8 Wav2Sem (and fused encoder) over fp32, paired per round, and F_s's cosine to fp32."""
-    with torch.inference_mode():
-        cosine = torch.nn.functional.cosine_similarity(
-            int8_model(audio).semantic_embeds, fp32_model(audio).semantic_embeds
-        )
     entry = {
         "wav2sem_speedup": round(1.0 / paired_ratio(times["wav2sem"], times["wav2sem_fp32"]), 3),
-        "f_s_cosine_to_fp32": round(float(cosine.min()), 6),
+        "f_s_cosine_to_fp32": f_s_cosine(int8_model, fp32_model, audio),
         "f_s_cosine_goal": 0.999,
         "note": "random paper-preset weights and random audio; --int8_checkpoint gives a trained model on speech",
     }
@@ -335,6 +353,9 @@ def run(args) -> dict:
         "results": [],
     }
     generator = torch.Generator().manual_seed(args.seed)
+    bf16_weights = {}
+    if "bf16_weights" in args.dtypes:  # bf16 copies of every model
+        bf16_weights = {name: copy.deepcopy(model).to(torch.bfloat16) for name, model in models.items()}
     int8 = {}
     if "int8" in args.dtypes:  # quantised copies, timed beside the float models
         int8["wav2sem"] = copy.deepcopy(wav2sem).quantize_int8()
@@ -352,29 +373,35 @@ def run(args) -> dict:
             flops["fused"] = {"total": backbone_flops["total"] + flops["wav2sem"]["total"] + fusion}
             flops["separate"] = {"total": backbone_flops["total"] + flops["wav2sem"]["total"]}
         for dtype in args.dtypes:
-            matmul_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+            matmul_dtype = torch.bfloat16 if dtype in ("bf16", "bf16_weights") else torch.float32
             left = torch.randn(MATMUL_SIZE, MATMUL_SIZE, generator=generator).to(matmul_dtype)
             right = torch.randn(MATMUL_SIZE, MATMUL_SIZE, generator=generator).to(matmul_dtype)
-            timed = {"wav2sem": int8.get("wav2sem", wav2sem), "fused": int8.get("fused", fused)} if dtype == "int8" else {
-                "wav2sem": wav2sem, "fused": fused}
+            timed = {"wav2sem": wav2sem, "transformers": reference, "fused": fused}
+            if dtype == "int8":
+                timed.update({name: int8.get(name, timed[name]) for name in ("wav2sem", "fused")})
+            elif dtype == "bf16_weights":
+                timed.update(bf16_weights)
+            inputs = audio.to(torch.bfloat16) if dtype == "bf16_weights" else audio  # transformers' models want it so
             calls = {
-                "wav2sem": lambda: timed["wav2sem"](audio).last_hidden_state,
-                "transformers": lambda: reference(audio).last_hidden_state,
+                "wav2sem": lambda: timed["wav2sem"](inputs).last_hidden_state,
+                "transformers": lambda: timed["transformers"](inputs).last_hidden_state,
             }
             if dtype == "int8":
                 calls["wav2sem_fp32"] = lambda: wav2sem(audio).last_hidden_state
+            elif dtype == "bf16_weights":
+                calls["wav2sem_autocast"] = under_bf16_autocast(lambda: wav2sem(audio).last_hidden_state)
             if fused is not None:
-                calls["fused"] = lambda: timed["fused"](audio).last_hidden_state
+                calls["fused"] = lambda: timed["fused"](inputs).last_hidden_state
                 if dtype == "int8":
                     calls["fused_fp32"] = lambda: fused(audio).last_hidden_state
                 else:
                     calls["separate"] = lambda: (
-                        fused.backbone(audio).last_hidden_state, fused.wav2sem(audio).semantic_embeds
+                        timed["fused"].backbone(inputs).last_hidden_state, timed["fused"].wav2sem(inputs).semantic_embeds
                     )
             compiled = None
             if args.compile and dtype != "int8":
-                compiled = compile_for(wav2sem, audio, dtype)
-                calls["wav2sem_compiled"] = lambda: compiled["model"](audio).last_hidden_state
+                compiled = compile_for(timed["wav2sem"], inputs, dtype)
+                calls["wav2sem_compiled"] = lambda: compiled["model"](inputs).last_hidden_state
             calls["matmul"] = lambda: torch.matmul(left, right)
             times = time_interleaved(calls, dtype, args.repeats, args.warmup)
             flops_timed = {name: count for name, count in flops.items() if name in times}
@@ -382,7 +409,7 @@ def run(args) -> dict:
             matmul_gflops = 2.0 * MATMUL_SIZE**3 / statistics.median(times["matmul"]) / 1e9
             entry = {
                 "seconds": seconds,
-                "dtype": {"fp32": "fp32", "bf16": "bf16-autocast", "int8": "int8-dynamic (Transformer linear layers)"}[dtype],
+                "dtype": DTYPE_LABELS[dtype],
                 "frames": flops["wav2sem"]["frames"],
                 "times": {name: summary(values) for name, values in times.items()},
                 "gflop": {name: round(count["total"] / 1e9, 2) for name, count in flops.items()},
@@ -398,7 +425,7 @@ def run(args) -> dict:
                 name: round(value / matmul_gflops, 3) for name, value in entry["gflops_per_s"].items()
             }
             ratio = paired_ratio(times["wav2sem"], times["transformers"])
-            target = TARGETS["wav2sem_vs_transformers"].get(dtype)
+            target = TARGETS["wav2sem_vs_transformers"].get("bf16" if dtype == "bf16_weights" else dtype)
             entry["wav2sem_vs_transformers"] = {
                 "ratio": round(ratio, 3),
                 "ratio_of_medians": round(statistics.median(times["wav2sem"]) / statistics.median(times["transformers"]), 3),
@@ -409,6 +436,11 @@ def run(args) -> dict:
                 entry["compiled"] = {
                     "speedup": round(1.0 / paired_ratio(times["wav2sem_compiled"], times["wav2sem"]), 3),
                     "compile_seconds": compiled["seconds"], "max_abs_difference": compiled["difference"],
+                }
+            if dtype == "bf16_weights":
+                entry["bf16_weights_vs_autocast"] = {  # the same model, its weights cast once vs at every call
+                    "speedup": round(1.0 / paired_ratio(times["wav2sem"], times["wav2sem_autocast"]), 3),
+                    "f_s_cosine_to_fp32": f_s_cosine(timed["wav2sem"], wav2sem, audio),  # bf16 audio: its own cast
                 }
             if dtype == "int8":
                 entry["int8"] = int8_entry(times, wav2sem, int8["wav2sem"], audio)
@@ -424,14 +456,16 @@ def run(args) -> dict:
                 }
             if args.breakdown:
                 entry["breakdown_ms"] = {
-                    "wav2sem": breakdown(wav2sem, audio, dtype, args.repeats),
-                    "transformers": breakdown(reference, audio, dtype, args.repeats),
+                    "wav2sem": breakdown(timed["wav2sem"], inputs, dtype, args.repeats),
+                    "transformers": breakdown(timed["transformers"], inputs, dtype, args.repeats),
                 }
             result["results"].append(entry)
             print(
                 f"[bench_encoder] {seconds:g} s {dtype}: wav2sem/transformers {ratio:.3f} (target {target})"
                 + (f", fusion overhead {overhead:+.1%}" if fused is not None and dtype != "int8" else "")
-                + (f", int8 speed-up x{entry['int8']['wav2sem_speedup']:.2f}" if dtype == "int8" else ""),
+                + (f", int8 speed-up x{entry['int8']['wav2sem_speedup']:.2f}" if dtype == "int8" else "")
+                + (f", bf16 weights vs autocast x{entry['bf16_weights_vs_autocast']['speedup']:.2f}"
+                   if dtype == "bf16_weights" else ""),
                 file=sys.stderr,
                 flush=True,
             )
