@@ -16,7 +16,7 @@ on), so that load from other processes hits every model alike:
 
 It reports median times, the time ratios (`wav2sem / transformers` and the fusion overhead
 `fused / separate - 1`) with the issue's targets, and the achieved GFLOP/s from an analytic FLOP count (see
-`count_flops` and benchmarks/README.md). `--breakdown` adds a per-component profile of both encoders.
+`reporting.count_flops` and benchmarks/README.md). `--breakdown` adds a per-component profile of both encoders.
 
 Examples:
 
@@ -45,7 +45,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's training package
 
-from benchmarks.reporting import cpu_description, cpu_name  # noqa: E402
+from benchmarks.reporting import count_flops, cpu_description, cpu_name  # noqa: E402
 
 SAMPLING_RATE = 16000
 TARGETS = {"wav2sem_vs_transformers": {"fp32": 0.90, "bf16": 0.78}, "fusion_overhead": 0.05}
@@ -86,43 +86,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     return args
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# FLOPs
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def count_flops(config, samples: int) -> dict[str, float]:
-    """Analytic FLOPs (1 multiply-add = 2 FLOPs) of one wav2vec2-style encoder forward on `samples` samples, batch 1.
-
-    Works for `Wav2SemConfig`, `Wav2Vec2Config` and `HubertConfig` (same attribute names):
-
-    - conv layer i: 2 * C_in * C_out * k * T_out;
-    - feature projection: 2 * C_last * H * N;
-    - positional conv: 2 * H * (H / groups) * k_pos * N;
-    - per Transformer layer: linears 2 * N * (4 * H^2 + 2 * H * I) (q, k, v, out, FFN in and out) and attention
-      4 * N^2 * H (scores and weighted sum).
-
-    Norms, activations, softmax and additions are not counted.
-    """
-    flops = {"conv": 0.0}
-    length, channels = samples, 1
-    for dim, kernel, stride in zip(config.conv_dim, config.conv_kernel, config.conv_stride):
-        length = (length - kernel) // stride + 1
-        flops["conv"] += 2.0 * channels * dim * kernel * length
-        channels = dim
-    frames, hidden = length, config.hidden_size
-    layers, inter = config.num_hidden_layers, config.intermediate_size
-    flops["feature_projection"] = 2.0 * channels * hidden * frames
-    flops["pos_conv"] = (
-        2.0 * hidden * (hidden // config.num_conv_pos_embedding_groups) * config.num_conv_pos_embeddings * frames
-    )
-    flops["linear"] = layers * 2.0 * frames * (4 * hidden * hidden + 2 * hidden * inter)
-    flops["attention"] = layers * 4.0 * frames * frames * hidden
-    flops["total"] = sum(flops.values())
-    flops["frames"] = frames
-    return flops
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -22,59 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 import torch
-from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-from benchmarks.reporting import cpu_description, emit_json
+from benchmarks.baselines import OfficialArchitecture
+from benchmarks.reporting import count_flops, cpu_description, emit_json, matmul_gflops
 from modeling_wav2sem import Wav2SemConfig, Wav2SemModel
 from training.objectives import semantic_loss
 from training.common.runtime import keep_freed_memory
 from training.common.audio import decode_audio, normalize
 from training.common.sampling import LengthGroupedBatchSampler
 from training.pretraining_data import default_corpus_dir, pad_right
-
-
-def forward_flops(config: Wav2SemConfig, num_samples: int) -> float:
-    """Multiply-adds x2 of one utterance's forward pass: conv stack, projection, positional conv, Transformer."""
-    flops, length, channels_in = 0.0, num_samples, 1
-    for dim, kernel, stride in zip(config.conv_dim, config.conv_kernel, config.conv_stride):
-        length = (length - kernel) // stride + 1
-        flops += 2 * channels_in * dim * kernel * length
-        channels_in = dim
-    frames, hidden = length, config.hidden_size
-    flops += 2 * channels_in * hidden * frames
-    flops += 2 * hidden * (hidden // config.num_conv_pos_embedding_groups) * config.num_conv_pos_embeddings * frames
-    per_layer = 2 * frames * (4 * hidden * hidden + 2 * hidden * config.intermediate_size) + 4 * frames * frames * hidden
-    return flops + config.num_hidden_layers * per_layer
-
-
-def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
-
-
-class OfficialArchitecture(torch.nn.Module):
-    """The official training script's model: `Wav2Vec2Model` (group feature norm, post-LN, no SpecAugment) with the
-    preset's geometry, mean over frames, and the preset's projection head when the teacher's size differs."""
-
-    def __init__(self, config: Wav2SemConfig):
-        super().__init__()
-        shared = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "conv_dim",
-                  "conv_kernel", "conv_stride", "conv_bias", "num_conv_pos_embeddings", "num_conv_pos_embedding_groups",
-                  "hidden_act", "hidden_dropout", "activation_dropout", "attention_dropout", "feat_proj_dropout",
-                  "layerdrop", "layer_norm_eps")
-        self.encoder = Wav2Vec2Model(Wav2Vec2Config(
-            **{name: getattr(config, name) for name in shared}, feat_extract_norm="group", do_stable_layer_norm=False,
-            mask_time_prob=0.0, apply_spec_augment=False,
-        ))
-        size = config.hidden_size
-        self.head = torch.nn.Linear(size, config.text_embed_dim) if config.text_embed_dim != size else torch.nn.Identity()
-
-    def forward(self, values: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(values).last_hidden_state.mean(1))
 
 
 def channel_major(config: Wav2SemConfig) -> Wav2SemModel:
@@ -153,7 +109,7 @@ def main(argv=None):
 
     results = {"machine": cpu_description(), "threads": args.threads, "preset": args.preset, "utterances": len(waves),
                "audio_seconds": sum(map(len, waves)) / 16000}
-    flops = 3 * sum(forward_flops(config, len(w)) for w in waves)
+    flops = 3 * sum(count_flops(config, len(w))["total"] for w in waves)
     settings = {
         "ours_fp32": (Wav2SemModel, ours_loss, ours, False, f"batch {args.batch_size}, length-grouped, masked, fp32"),
         "ours_fp32_channel_major": (
