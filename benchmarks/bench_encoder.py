@@ -127,6 +127,8 @@ def precision_context(dtype: str):
 
 
 def under_bf16_autocast(call: Callable[[], object]) -> Callable[[], object]:
+    """`call` run under bf16 autocast whatever the setting's own precision (the reference beside bf16 weights)."""
+
     def autocast_call():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return call()
