@@ -40,8 +40,8 @@ import torch  # noqa: E402
 from training.animation.recipes import ANIMATION_RECIPES  # noqa: E402
 from training.common.audio import SAMPLING_RATE, decode_audio, normalize  # noqa: E402
 
-# Bump when the cached models must be rebuilt (another training recipe, encoder or data).
-DEMO_VERSION = 1
+# Bump when the cached models must be rebuilt (another training recipe, encoder, config or data).
+DEMO_VERSION = 2
 MIN_SECONDS, MAX_SECONDS = 0.5, 20.0
 SILENCE_DBFS = -55.0  # RMS level under which an input counts as silent
 VARIANTS = {"baseline": "plain encoder", "wav2sem": "+ Wav2Sem"}
@@ -52,13 +52,16 @@ TINY_HUBERT = dict(
 )
 
 
-# Tiny configs where a model's published one is too large for a CPU demo (as the runner's tests use them).
+# Where a model's published config is too slow for a CPU demo: tiny configs (as the runner's tests use them), and
+# fewer sampler steps. Measured on a 2-core Xeon, 1 thread, 60 steps, 5 s of speech: LG-LDM's published size trained
+# for 285 s per variant and sampled for 71 s; FaceDiffuser's 1000 DDPM steps took 39 s to sample.
+DEMO_TINY_VQVAE = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 24,
+                   "tokens_per_frame": 4, "code_dim": 4, "num_embeddings": 32}
 DEMO_OVERRIDES = {
-    "codetalker": {
-        "feature_dim": 16, "num_hidden_layers": 1,
-        "vqvae_config": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 24,
-                         "tokens_per_frame": 4, "code_dim": 4, "num_embeddings": 32},
-    },
+    "codetalker": {"feature_dim": 16, "num_hidden_layers": 1, "vqvae_config": DEMO_TINY_VQVAE},
+    "lgldm": {"feature_dim": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_inference_steps": 20,
+              "vqvae_config": DEMO_TINY_VQVAE},
+    "facediffuser": {"diffusion_scheduler": "ddim", "num_inference_steps": 50},
 }
 
 

@@ -13,6 +13,7 @@ uploads another file and saves the screenshot; the upload-to-videos latency is p
 """
 
 import io
+import json
 import os
 import shutil
 import socket
@@ -287,6 +288,10 @@ def test_models_are_trained_once_then_loaded_from_the_cache(tmp_path, monkeypatc
         for folder in variants.values():
             assert (folder / "demo_ready.json").is_file() and (folder / "mesh.obj").is_file()
             assert not (folder / "checkpoints").exists()
+    for name, overrides in demo_app.DEMO_OVERRIDES.items():  # the demo's smaller configs reach the trained models
+        config = json.loads((folders[name]["wav2sem"] / "config.json").read_text())
+        for key, value in overrides.items():
+            assert config[key] == value if key != "vqvae_config" else config[key].items() >= value.items(), (name, key)
     monkeypatch.setattr(train_animation, "main", lambda argv: pytest.fail("trained again"))
     started = time.time()
     assert demo_app.ensure_models(tmp_path, train_steps=1, say=lambda message: None) == folders
