@@ -6,7 +6,9 @@ Ours: `Wav2SemModel`, length-grouped batches with attention masks, AdamW, in fp3
 only on CPUs with fast bf16 matmuls; the training script probes and picks it only there). Reference (what the official
 script does): its encoder, which is transformers' `Wav2Vec2Model` with group feature norm and post-LN (built here with
 the preset's geometry), mean pooling and the same head, plain L1, batch size 1, fp32, AdamW. `ours_batch1` runs our
-model in the reference's loop, which splits the gain into the model's share and batching's share. All see the same
+model in the reference's loop, which splits the gain into the model's share and batching's share;
+`ours_fp32_channel_major` runs ours_fp32 with the conv stack on `nn.Conv1d` (`time_major_training = False`), the
+time-major conv's share (`time_major_conv_speedup`). All see the same
 utterances (embedded corpus, decoded once up front so only the optimisation step is timed). Prints JSON: utterances/s
 of each, the ratios, and achieved GFLOP/s (forward FLOPs counted analytically, x3 for forward + backward) against a
 plain matmul's GFLOP/s measured in the same run.
