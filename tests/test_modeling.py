@@ -373,6 +373,25 @@ def test_int8_wav2sem_in_a_fused_encoder_keeps_f_s_and_the_backbone_trains(wav2s
         fused.save_pretrained(tmp_path / "int8")
 
 
+def test_bf16_wav2sem_in_an_fp32_fused_encoder_keeps_f_s_and_the_backbone_trains(wav2sem_dir, tmp_path):
+    """The frozen Wav2Sem cast to bf16 (no per-call weight casts on fast-bf16 CPUs) inside an fp32 fused encoder: F_s
+    stays fp32 and close to the fp32 one, F_d is fp32, and the backbone and FC1 still get gradients."""
+    fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(
+        save_backbone(tmp_path, "hubert"), wav2sem_dir, fusion_init="normal"
+    ).eval()
+    values, mask = padded_batch(LENGTHS)
+    with torch.no_grad():
+        reference = fused(values, attention_mask=mask)
+    fused.wav2sem.to(torch.bfloat16)
+    out = fused.train()(values, attention_mask=mask)
+    assert out.semantic_embeds.dtype == out.last_hidden_state.dtype == torch.float32
+    cosine = torch.nn.functional.cosine_similarity(out.semantic_embeds, reference.semantic_embeds)
+    assert bool((cosine > 0.99).all()), cosine
+    out.last_hidden_state.sum().backward()
+    assert fused.fc1.weight.grad is not None and fused.backbone.encoder.layers[0].attention.q_proj.weight.grad is not None
+    assert all(p.grad is None for p in fused.wav2sem.parameters())
+
+
 def test_fused_output_is_batch_invariant_with_layer_norm_backbone(wav2sem_dir, tmp_path):
     backbone_dir = save_backbone(tmp_path, "wav2vec2", feat_extract_norm="layer", do_stable_layer_norm=True)
     fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(backbone_dir, wav2sem_dir, fusion_init="normal").eval()
