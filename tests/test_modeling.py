@@ -346,13 +346,29 @@ def test_fused_semantic_embeds_are_batch_invariant_and_normalised(wav2sem_dir, t
             torch.testing.assert_close(batched[i : i + 1], alone, atol=1e-4, rtol=0)
 
 
-def test_int8_wav2sem_in_a_fused_encoder_keeps_f_s_and_the_backbone_trains(wav2sem_dir, tmp_path):
+def fused_and_its_float_output(wav2sem_dir, tmp_path):
+    """A fused encoder in eval mode, a padded batch and the fused encoder's fp32 output on it."""
     fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(
         save_backbone(tmp_path, "hubert"), wav2sem_dir, fusion_init="normal"
     ).eval()
     values, mask = padded_batch(LENGTHS)
     with torch.no_grad():
         reference = fused(values, attention_mask=mask)
+    return fused, values, mask, reference
+
+
+def assert_f_s_kept_and_the_backbone_trains(fused, values, mask, reference):
+    """In training mode, F_s stays close to the fp32 `reference`, and the backbone and FC1 get gradients."""
+    out = fused.train()(values, attention_mask=mask)
+    cosine = torch.nn.functional.cosine_similarity(out.semantic_embeds, reference.semantic_embeds)
+    assert bool((cosine > 0.99).all()), cosine
+    out.last_hidden_state.sum().backward()
+    assert fused.fc1.weight.grad is not None and fused.backbone.encoder.layers[0].attention.q_proj.weight.grad is not None
+    return out
+
+
+def test_int8_wav2sem_in_a_fused_encoder_keeps_f_s_and_the_backbone_trains(wav2sem_dir, tmp_path):
+    fused, values, mask, reference = fused_and_its_float_output(wav2sem_dir, tmp_path)
     with pytest.raises(ValueError, match="eval"):
         copy.deepcopy(fused.wav2sem).train().quantize_int8()
     assert fused.quantize_wav2sem_int8() is fused and fused.wav2sem.is_int8_quantized
@@ -360,12 +376,7 @@ def test_int8_wav2sem_in_a_fused_encoder_keeps_f_s_and_the_backbone_trains(wav2s
     with pytest.raises(ValueError, match="fp32 weights"):
         copy.deepcopy(tiny_wav2sem()).to(torch.bfloat16).quantize_int8()
     assert isinstance(fused.wav2sem.encoder.layers[0].attention.q_proj, torch.ao.nn.quantized.dynamic.Linear)
-    fused.train()
-    out = fused(values, attention_mask=mask)
-    cosine = torch.nn.functional.cosine_similarity(out.semantic_embeds, reference.semantic_embeds)
-    assert bool((cosine > 0.99).all()), cosine  # int8 Transformer layers: F_s close to the float one
-    out.last_hidden_state.sum().backward()  # the backbone and FC1 still learn; the int8 Wav2Sem has no gradients
-    assert fused.fc1.weight.grad is not None and fused.backbone.encoder.layers[0].attention.q_proj.weight.grad is not None
+    assert_f_s_kept_and_the_backbone_trains(fused, values, mask, reference)  # int8 layers: F_s close to the float one
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # int8 layers run in fp32 under autocast
         autocast = fused.wav2sem(values, attention_mask=mask).semantic_embeds
     torch.testing.assert_close(autocast, fused.wav2sem(values, attention_mask=mask).semantic_embeds)
@@ -376,19 +387,10 @@ def test_int8_wav2sem_in_a_fused_encoder_keeps_f_s_and_the_backbone_trains(wav2s
 def test_bf16_wav2sem_in_an_fp32_fused_encoder_keeps_f_s_and_the_backbone_trains(wav2sem_dir, tmp_path):
     """The frozen Wav2Sem cast to bf16 (no per-call weight casts on fast-bf16 CPUs) inside an fp32 fused encoder: F_s
     stays fp32 and close to the fp32 one, F_d is fp32, and the backbone and FC1 still get gradients."""
-    fused = Wav2SemFusedEncoder.from_backbone_and_wav2sem(
-        save_backbone(tmp_path, "hubert"), wav2sem_dir, fusion_init="normal"
-    ).eval()
-    values, mask = padded_batch(LENGTHS)
-    with torch.no_grad():
-        reference = fused(values, attention_mask=mask)
+    fused, values, mask, reference = fused_and_its_float_output(wav2sem_dir, tmp_path)
     fused.wav2sem.to(torch.bfloat16)
-    out = fused.train()(values, attention_mask=mask)
+    out = assert_f_s_kept_and_the_backbone_trains(fused, values, mask, reference)
     assert out.semantic_embeds.dtype == out.last_hidden_state.dtype == torch.float32
-    cosine = torch.nn.functional.cosine_similarity(out.semantic_embeds, reference.semantic_embeds)
-    assert bool((cosine > 0.99).all()), cosine
-    out.last_hidden_state.sum().backward()
-    assert fused.fc1.weight.grad is not None and fused.backbone.encoder.layers[0].attention.q_proj.weight.grad is not None
     assert all(p.grad is None for p in fused.wav2sem.parameters())
 
 
