@@ -27,6 +27,7 @@ import torch
 from benchmarks.baselines import OfficialArchitecture
 from benchmarks.reporting import count_flops, cpu_description, emit_json, matmul_gflops, synchronize
 from modeling_wav2sem import Wav2SemConfig, Wav2SemModel
+from modeling_wav2sem.modeling_wav2sem import lengths_to_mask
 from training.objectives import semantic_loss
 
 
@@ -50,10 +51,10 @@ def random_batches(batch_size: int, count: int, seconds: float) -> list[tuple[to
     batches = []
     for _ in range(count):
         lengths = (torch.rand(batch_size, generator=generator) * 0.25 + 0.75) * seconds * 16000
-        lengths = lengths.long().tolist()
-        mask = torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]
-        values = torch.randn(batch_size, max(lengths), generator=generator) * mask
-        batches.append((values, mask.long(), sum(count_flops(config, n)["total"] for n in lengths)))
+        lengths = lengths.long()
+        mask = lengths_to_mask(lengths, int(lengths.max()))
+        values = torch.randn(mask.shape, generator=generator) * mask
+        batches.append((values, mask.long(), sum(count_flops(config, n)["total"] for n in lengths.tolist())))
     return batches
 
 
