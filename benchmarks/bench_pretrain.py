@@ -7,7 +7,7 @@ only on CPUs with fast bf16 matmuls; the training script probes and picks it onl
 script does): its encoder, which is transformers' `Wav2Vec2Model` with group feature norm and post-LN (built here with
 the preset's geometry), mean pooling and the same head, plain L1, batch size 1, fp32, AdamW. `ours_batch1` runs our
 model in the reference's loop, which splits the gain into the model's share and batching's share;
-`ours_fp32_channel_major` runs ours_fp32 with the conv stack on `nn.Conv1d` (`time_major_training = False`), the
+`ours_fp32_channel_major` runs ours_fp32 with the conv stack on `nn.Conv1d` (`time_major = False`), the
 time-major conv's share (`time_major_conv_speedup`). All see the same
 utterances (embedded corpus, decoded once up front so only the optimisation step is timed). Prints JSON: utterances/s
 of each, the ratios, and achieved GFLOP/s (forward FLOPs counted analytically, x3 for forward + backward) against a
@@ -38,7 +38,7 @@ from training.pretraining_data import default_corpus_dir, pad_right
 def channel_major(config: Wav2SemConfig) -> Wav2SemModel:
     """Our model with its conv stack on the channel-major `nn.Conv1d` path instead of `TimeMajorConv1d`."""
     model = Wav2SemModel(config)
-    model.feature_extractor.time_major_training = False
+    model.feature_extractor.time_major = False
     return model
 
 
@@ -116,7 +116,7 @@ def main(argv=None):
         "ours_fp32": (Wav2SemModel, ours_loss, ours, False, f"batch {args.batch_size}, length-grouped, masked, fp32"),
         "ours_fp32_channel_major": (
             channel_major, ours_loss, ours, False,
-            "as ours_fp32, with the conv stack's channel-major nn.Conv1d path (time_major_training=False)",
+            "as ours_fp32, with the conv stack's channel-major nn.Conv1d path (time_major=False)",
         ),
         "ours_bf16": (
             Wav2SemModel, ours_loss, ours, True, f"batch {args.batch_size}, length-grouped, masked, bf16 autocast"

@@ -646,6 +646,57 @@ def test_first_two_conv_layers_in_chunks_equal_the_whole(monkeypatch):
     assert calls == [1]
 
 
+@pytest.mark.parametrize(
+    "norm, conv_bias, kernels, strides",
+    [
+        ("group", False, None, None),
+        ("layer", True, None, None),
+        ("group", True, (10, 5, 1, 4), (5, 2, 2, 2)),  # kernels above, at and below twice the stride, and below it
+    ],
+)
+def test_time_major_inference_equals_the_conv1d_path(norm, conv_bias, kernels, strides, monkeypatch):
+    """In inference on CPU the conv stack runs time-major (matmuls on strided windows, layers 0 and 1 in chunks): the
+    same features as the channel-major `nn.Conv1d` path, padded items included, in fp32, under bf16 autocast and with
+    bf16 weights (to bf16 rounding), for kernels larger than, equal to and smaller than the stride."""
+    from modeling_wav2sem.modeling_wav2sem import Wav2SemFeatureEncoder
+
+    geometry = {} if kernels is None else {"conv_kernel": kernels, "conv_stride": strides, "conv_dim": (16, 24, 8, 12)}
+    config = Wav2SemConfig.from_preset("tiny", feat_extract_norm=norm, conv_bias=conv_bias, **geometry)
+    torch.manual_seed(0)
+    encoder = Wav2SemModel(config).eval().feature_extractor
+    values, mask = padded_batch((6000, 3700, 1234))
+    lengths = mask.sum(1)
+    monkeypatch.setattr(Wav2SemFeatureEncoder, "chunk_frames", 7)  # several chunks, the last one partial
+
+    def features(time_major: bool, dtype: torch.dtype, autocast: bool) -> torch.Tensor:
+        monkeypatch.setattr(Wav2SemFeatureEncoder, "time_major", time_major)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            return encoder.to(dtype)(values.to(dtype), lengths)
+
+    settings = ((torch.float32, False, 1e-5), (torch.float32, True, 2e-2), (torch.bfloat16, False, 2e-2))
+    for dtype, autocast, tolerance in settings:
+        want, got = features(False, dtype, autocast), features(True, dtype, autocast)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        scale = float(want.abs().max())
+        torch.testing.assert_close(got.float(), want.float(), rtol=tolerance, atol=tolerance * scale)
+
+
+def test_positional_conv_in_bf16_matches_fp32():
+    """The tiny preset's positional conv (8 channels per group), which oneDNN computes wrongly in bf16 on AMX CPUs,
+    gives the fp32 result to bf16 rounding with bf16 weights and under bf16 autocast, and keeps the bf16 dtype."""
+    torch.manual_seed(0)
+    embed = Wav2SemModel(Wav2SemConfig.from_preset("tiny")).eval().encoder.pos_conv_embed
+    hidden = torch.randn(2, 40, 32)
+    with torch.no_grad():
+        want = embed(hidden)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = embed(hidden)
+        weights = embed.to(torch.bfloat16)(hidden.bfloat16())
+    for got in (autocast, weights):
+        assert got.dtype == torch.bfloat16
+        assert float((got.float() - want).norm() / want.norm()) < 1e-2
+
+
 @pytest.mark.parametrize("norm, conv_bias", [("group", False), ("group", True), ("layer", False), ("layer", True)])
 def test_time_major_training_path_equals_the_conv1d_path(norm, conv_bias, monkeypatch):
     """With autograd on CPU the conv stack runs time-major (`TimeMajorConv1d`: matmuls on strided windows): the same
@@ -665,7 +716,7 @@ def test_time_major_training_path_equals_the_conv1d_path(norm, conv_bias, monkey
     monkeypatch.setattr(TimeMajorConv1d, "apply", lambda *a: calls.append(1) or apply(*a))
 
     def run(time_major: bool, autocast: bool):
-        monkeypatch.setattr(Wav2SemFeatureEncoder, "time_major_training", time_major)
+        monkeypatch.setattr(Wav2SemFeatureEncoder, "time_major", time_major)
         model.zero_grad()
         calls.clear()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
