@@ -646,21 +646,19 @@ def test_first_two_conv_layers_in_chunks_equal_the_whole(monkeypatch):
     assert calls == [1]
 
 
+# Kernels above twice the stride, at it, below the stride and between the two.
+CONV_GEOMETRY = {"conv_kernel": (10, 5, 1, 3), "conv_stride": (5, 2, 2, 2), "conv_dim": (16, 24, 8, 12)}
+
+
 @pytest.mark.parametrize(
-    "norm, conv_bias, kernels, strides",
-    [
-        ("group", False, None, None),
-        ("layer", True, None, None),
-        ("group", True, (10, 5, 1, 4), (5, 2, 2, 2)),  # kernels above, at and below twice the stride, and below it
-    ],
+    "norm, conv_bias, geometry", [("group", False, {}), ("layer", True, {}), ("group", True, CONV_GEOMETRY)]
 )
-def test_time_major_inference_equals_the_conv1d_path(norm, conv_bias, kernels, strides, monkeypatch):
+def test_time_major_inference_equals_the_conv1d_path(norm, conv_bias, geometry, monkeypatch):
     """In inference on CPU the conv stack runs time-major (matmuls on strided windows, layers 0 and 1 in chunks): the
     same features as the channel-major `nn.Conv1d` path, padded items included, in fp32, under bf16 autocast and with
     bf16 weights (to bf16 rounding), for kernels larger than, equal to and smaller than the stride."""
     from modeling_wav2sem.modeling_wav2sem import Wav2SemFeatureEncoder
 
-    geometry = {} if kernels is None else {"conv_kernel": kernels, "conv_stride": strides, "conv_dim": (16, 24, 8, 12)}
     config = Wav2SemConfig.from_preset("tiny", feat_extract_norm=norm, conv_bias=conv_bias, **geometry)
     torch.manual_seed(0)
     encoder = Wav2SemModel(config).eval().feature_extractor
@@ -681,6 +679,45 @@ def test_time_major_inference_equals_the_conv1d_path(norm, conv_bias, kernels, s
         torch.testing.assert_close(got.float(), want.float(), rtol=tolerance, atol=tolerance * scale)
 
 
+def test_short_bf16_cpu_training_attention_takes_the_eager_kernel_with_the_same_result(monkeypatch):
+    """Under SDPA, bf16 training on CPU over at most `eager_training_max_frames` frames runs the eager kernel (faster
+    there): the same output and gradients as SDPA's to bf16 rounding, padding masked alike; longer sequences, fp32
+    and inference keep SDPA, and no attention weights come back unasked."""
+    from modeling_wav2sem import modeling_wav2sem as module
+
+    torch.manual_seed(0)
+    config = Wav2SemConfig.from_preset("tiny", attention_dropout=0.0)
+    attention = Wav2SemModel(config).train().encoder.layers[0].attention
+    assert attention.config._attn_implementation == "sdpa"
+    eager_calls = []
+    eager = module.eager_attention_forward
+    monkeypatch.setattr(module, "eager_attention_forward", lambda *a, **k: eager_calls.append(1) or eager(*a, **k))
+    mask = torch.ones(3, 1, 1, 20, dtype=torch.bool)
+    mask[1, ..., 13:] = False
+
+    def run(max_frames, hidden, autocast=True):
+        monkeypatch.setattr(module.Wav2SemAttention, "eager_training_max_frames", max_frames)
+        eager_calls.clear()
+        attention.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            output, weights = attention(hidden, mask[..., : hidden.shape[1]])
+        assert weights is None
+        output.float().square().sum().backward()
+        return output.float(), attention.q_proj.weight.grad.clone(), len(eager_calls)
+
+    hidden = torch.randn(3, 20, 32)
+    sdpa_output, sdpa_grad, sdpa_eager_calls = run(0, hidden)
+    eager_output, eager_grad, eager_eager_calls = run(20, hidden)
+    assert (sdpa_eager_calls, eager_eager_calls) == (0, 1)
+    torch.testing.assert_close(eager_output, sdpa_output, rtol=2e-2, atol=2e-2 * float(sdpa_output.abs().max()))
+    torch.testing.assert_close(eager_grad, sdpa_grad, rtol=2e-2, atol=2e-2 * float(sdpa_grad.abs().max()))
+    assert run(19, hidden)[2] == 0  # longer than the limit
+    assert run(20, hidden, autocast=False)[2] == 0  # fp32
+    with torch.no_grad():
+        attention(hidden.bfloat16().float(), mask)
+    assert eager_calls == []  # inference
+
+
 def test_positional_conv_in_bf16_matches_fp32():
     """The tiny preset's positional conv (8 channels per group), which oneDNN computes wrongly in bf16 on AMX CPUs,
     gives the fp32 result to bf16 rounding with bf16 weights and under bf16 autocast, and keeps the bf16 dtype."""
@@ -697,15 +734,18 @@ def test_positional_conv_in_bf16_matches_fp32():
         assert float((got.float() - want).norm() / want.norm()) < 1e-2
 
 
-@pytest.mark.parametrize("norm, conv_bias", [("group", False), ("group", True), ("layer", False), ("layer", True)])
-def test_time_major_training_path_equals_the_conv1d_path(norm, conv_bias, monkeypatch):
+@pytest.mark.parametrize(
+    "norm, conv_bias, geometry",
+    [("group", False, {}), ("group", True, {}), ("layer", False, {}), ("layer", True, {}), ("layer", True, CONV_GEOMETRY)],
+)
+def test_time_major_training_path_equals_the_conv1d_path(norm, conv_bias, geometry, monkeypatch):
     """With autograd on CPU the conv stack runs time-major (`TimeMajorConv1d`: matmuls on strided windows): the same
     F_s and the same gradients for every parameter as the channel-major `nn.Conv1d` path, padded items included, in
     fp32 and (to bf16 rounding) under bf16 autocast, with fp32 contiguous gradients."""
     from modeling_wav2sem.modeling_wav2sem import TimeMajorConv1d, Wav2SemFeatureEncoder
 
     config = Wav2SemConfig.from_preset(
-        "tiny", feat_extract_norm=norm, conv_bias=conv_bias, layerdrop=0.0, hidden_dropout=0.0,
+        "tiny", feat_extract_norm=norm, conv_bias=conv_bias, **geometry, layerdrop=0.0, hidden_dropout=0.0,
         attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
     )
     torch.manual_seed(0)
