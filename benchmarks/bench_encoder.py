@@ -48,7 +48,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout'
 from benchmarks.reporting import count_flops, cpu_description, cpu_name  # noqa: E402
 
 SAMPLING_RATE = 16000
-TARGETS = {"wav2sem_vs_transformers": {"fp32": 0.90, "bf16": 0.78}, "fusion_overhead": 0.05}
+# Issue 17's goals (issue 2 asked for 0.90 and 0.78): ours / Wav2Vec2Model at most, and a share of the plain matmul's
+# rate at least, per precision (bf16_weights counts as bf16).
+TARGETS = {
+    "wav2sem_vs_transformers": {"fp32": 0.85, "bf16": 0.50},
+    "fraction_of_matmul": {"fp32": 0.85, "bf16": 0.50},
+    "fusion_overhead": 0.05,
+}
 MATMUL_SIZE = 2048
 DTYPE_LABELS = {
     "fp32": "fp32", "bf16": "bf16-autocast", "bf16_weights": "bf16-weights (model.to(torch.bfloat16), no autocast)",
@@ -390,12 +396,17 @@ def run(args) -> dict:
                 name: round(value / matmul_gflops, 3) for name, value in entry["gflops_per_s"].items()
             }
             ratio = paired_ratio(times["wav2sem"], times["transformers"])
-            target = TARGETS["wav2sem_vs_transformers"].get("bf16" if dtype == "bf16_weights" else dtype)
+            precision = "bf16" if dtype == "bf16_weights" else dtype
+            target = TARGETS["wav2sem_vs_transformers"].get(precision)
             entry["wav2sem_vs_transformers"] = {
                 "ratio": round(ratio, 3),
                 "ratio_of_medians": round(statistics.median(times["wav2sem"]) / statistics.median(times["transformers"]), 3),
                 "target": target,
                 "met": target is None or ratio <= target,
+            }
+            share_goal = TARGETS["fraction_of_matmul"].get(precision)
+            entry["fraction_of_matmul_goal"] = {
+                "goal": share_goal, "met": share_goal is None or entry["fraction_of_matmul"]["wav2sem"] >= share_goal
             }
             if compiled is not None:
                 entry["compiled"] = {
@@ -435,7 +446,8 @@ def run(args) -> dict:
                 flush=True,
             )
     result["all_targets_met"] = all(
-        entry["wav2sem_vs_transformers"]["met"] and entry.get("fusion_overhead", {"met": True})["met"]
+        entry["wav2sem_vs_transformers"]["met"] and entry["fraction_of_matmul_goal"]["met"]
+        and entry.get("fusion_overhead", {"met": True})["met"]
         for entry in result["results"]
     )
     return result

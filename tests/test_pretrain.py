@@ -102,6 +102,25 @@ def test_resampling_and_normalisation(tmp_path):
     np.testing.assert_array_equal(pdata.decode_audio(blob), decoded)
 
 
+def test_batches_pad_to_few_lengths_and_keep_every_sample():
+    """The audio collator pads a batch to the next length of a 5% geometric ladder (few shapes for oneDNN to compile),
+    never less than its longest wave and at most 5% + one frame more; the mask still marks each wave's own samples,
+    and ratio 0 pads exactly."""
+    lengths = range(8_000, 320_000, 37)
+    padded = [pdata.bucketed_length(n, 0.05, pdata.AUDIO_BUCKET_QUANTUM) for n in lengths]
+    assert all(n <= p <= 1.05 * n + pdata.AUDIO_BUCKET_QUANTUM for n, p in zip(lengths, padded))
+    assert len(set(padded)) < 80  # 0.5-20 s of audio
+    assert pdata.bucketed_length(12_345, 0.0) == 12_345
+    waves = [np.ones(n, dtype=np.float32) for n in (16_000, 9_000)]
+    examples = [{"audio": w, "id": str(i), "target_cls": [0.0]} for i, w in enumerate(waves)]
+    with mock.patch.object(pdata, "decode_audio", lambda audio: audio):
+        batch = pdata.AudioCollator("target_cls", normalize_audio=False)(examples)
+        exact = pdata.AudioCollator("target_cls", normalize_audio=False, bucket_ratio=0.0)(examples)
+    assert batch["input_values"].shape[1] == pdata.bucketed_length(16_000, 0.05, 320) > 16_000
+    assert batch["attention_mask"].sum(1).tolist() == [16_000, 9_000] and exact["input_values"].shape[1] == 16_000
+    assert batch["input_values"][:, 16_000:].abs().sum() == 0
+
+
 def test_local_parquet_copy_with_hub_schema(tmp_path):
     folder = small_openslr(tmp_path, chapters=1)
     rows = list(pdata._openslr_rows([str(folder)]))

@@ -88,3 +88,12 @@ def test_follow_rechecks_after_optimizer_steps(machine):
     parameter.grad = torch.ones(1)
     optimizer.step()
     assert chosen[-1] == 1
+
+
+def test_onednn_primitive_cache_is_widened_unless_the_user_set_it(monkeypatch):
+    from training.common.runtime import ONEDNN_CACHE_VARIABLE, widen_onednn_primitive_cache
+
+    monkeypatch.delenv(ONEDNN_CACHE_VARIABLE, raising=False)
+    assert widen_onednn_primitive_cache() == 4096 and os.environ[ONEDNN_CACHE_VARIABLE] == "4096"
+    monkeypatch.setenv(ONEDNN_CACHE_VARIABLE, "256")
+    assert widen_onednn_primitive_cache() == 256  # the user's setting wins

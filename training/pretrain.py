@@ -37,7 +37,7 @@ from . import pretraining_data as data_lib
 from .common.metrics_log import JsonLinesLogger
 from .common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
 from .evaluation import alignment_metrics
-from .common.runtime import CpuThreads, end_training, keep_freed_memory
+from .common.runtime import CpuThreads, end_training, keep_freed_memory, widen_onednn_primitive_cache
 from .common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
 from .objectives import semantic_loss, target_statistics
 
@@ -352,6 +352,7 @@ def main(argv=None):
     check_hub_push(args)
     if args.keep_freed_memory:
         keep_freed_memory()
+    widen_onednn_primitive_cache()  # before the first oneDNN op (the precision probe's matmul)
     output_dir = Path(args.output_dir)
     on_cpu = args.cpu or parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
     mixed_precision = resolve_mixed_precision(args, on_cpu)
@@ -400,16 +401,19 @@ def main(argv=None):
                                             accelerator.device)
     eval_dataset, train_eval_dataset = bundle.eval, bundle.train_sample
     normalize_audio = model.config.normalizes_audio  # a Whisper front end takes the raw waveform
+    # Batches padded to few lengths (`data_lib.LENGTH_BUCKET_RATIO`), except over a frozen front end, whose frames must
+    # pad alike whether it computes them from audio or they come from the cache (the same training either way).
+    bucket_ratio = 0.0 if model.front_end is not None else data_lib.LENGTH_BUCKET_RATIO
     train_loader, batch_sampler = data_lib.make_train_dataloader(
         bundle, args.per_device_train_batch_size, args.crop_seconds, seed=args.seed,
         process_index=accelerator.process_index, num_processes=accelerator.num_processes,
-        normalize_audio=normalize_audio,
+        normalize_audio=normalize_audio, bucket_ratio=bucket_ratio,
     )
     eval_loader = data_lib.make_eval_dataloader(
-        eval_dataset, bundle, args.per_device_eval_batch_size, args.crop_seconds, normalize_audio
+        eval_dataset, bundle, args.per_device_eval_batch_size, args.crop_seconds, normalize_audio, bucket_ratio
     )
     train_eval_loader = data_lib.make_eval_dataloader(
-        train_eval_dataset, bundle, args.per_device_eval_batch_size, args.crop_seconds, normalize_audio
+        train_eval_dataset, bundle, args.per_device_eval_batch_size, args.crop_seconds, normalize_audio, bucket_ratio
     )
 
     trainable = [p for p in model.parameters() if p.requires_grad]  # a front end is frozen

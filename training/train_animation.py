@@ -79,7 +79,7 @@ from .common.audio import SAMPLING_RATE
 from .common.checkpoints import checkpoint_step, resolve_checkpoint, save_checkpoint
 from .common.hub import HubUploadError, push_folder_to_hub, resolve_token, write_model_card
 from .common.metrics_log import JsonLinesLogger
-from .common.runtime import CpuThreads, end_training, keep_freed_memory
+from .common.runtime import CpuThreads, end_training, keep_freed_memory, widen_onednn_primitive_cache
 from .common.sampling import DatasetGroupedBatchSampler, LengthGroupedBatchSampler
 
 
@@ -576,6 +576,7 @@ def main(argv=None) -> dict:
             raise SystemExit(f"error: {error}") from None
     if args.keep_freed_memory:
         keep_freed_memory()
+    widen_onednn_primitive_cache()  # before the first oneDNN op
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         cpu=args.cpu,

@@ -29,6 +29,22 @@ def keep_freed_memory(mmap_threshold_mb: int = 512, trim_threshold_mb: int = 102
     return bool(mapped and kept)
 
 
+ONEDNN_CACHE_VARIABLE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+
+
+def widen_onednn_primitive_cache(capacity: int = 4096) -> int:
+    """Let oneDNN keep `capacity` compiled primitives (its default is 1024) unless `ONEDNN_PRIMITIVE_CACHE_CAPACITY`
+    is set already; returns the capacity in force. It counts only when set before the process's first oneDNN op.
+
+    On CPUs with fast bf16, each bf16 matmul and convolution shape is a primitive compiled on first use, and a
+    training step has dozens of them per batch length: with the default capacity, the pretraining step on the embedded
+    corpus (33 batch lengths; small preset, bf16, 2-core Xeon with AMX) recompiled them at every step, 0.62 s per step,
+    against 0.42 s once they were all kept (8192).
+    """
+    os.environ.setdefault(ONEDNN_CACHE_VARIABLE, str(capacity))
+    return int(os.environ[ONEDNN_CACHE_VARIABLE])
+
+
 def end_training(accelerator) -> None:
     """Finish an Accelerate run: trackers, then the process group, with no DDP wrapper left alive.
 
