@@ -646,8 +646,10 @@ def test_first_two_conv_layers_in_chunks_equal_the_whole(monkeypatch):
     assert calls == [1]
 
 
-# Kernels above twice the stride, at it, below the stride and between the two.
-CONV_GEOMETRY = {"conv_kernel": (10, 5, 1, 3), "conv_stride": (5, 2, 2, 2), "conv_dim": (16, 24, 8, 12)}
+# Kernels above twice the stride, at it, below the stride and between the two; an activation with no in-place kernel.
+CONV_GEOMETRY = {
+    "conv_kernel": (10, 5, 1, 3), "conv_stride": (5, 2, 2, 2), "conv_dim": (16, 24, 8, 12), "feat_extract_activation": "relu"
+}
 
 
 @pytest.mark.parametrize(
