@@ -323,7 +323,7 @@ class TimeMajorConv1d(torch.autograd.Function):
                         windows.addmm_(item_grad_output, rows)
             grad_input = grad_input.to(input_dtype)
         if ctx.needs_input_grad[1]:
-            grad_taps = torch.zeros(taps.shape, dtype=torch.float32)  # summed over the items in fp32
+            grad_taps = taps.new_zeros(taps.shape, dtype=torch.float32)  # summed over the items in fp32
             for item, item_grad_output in zip(hidden_states, grad_output):
                 for first, windows in strided_windows(item, kernel, stride, frames):
                     rows = slice(first * in_channels, first * in_channels + windows.shape[1])
