@@ -479,10 +479,12 @@ def bucketed_length(length: int, ratio: float = LENGTH_BUCKET_RATIO, quantum: in
     return quantum * math.ceil((1 + ratio) ** step)
 
 
-def pad_right(arrays: list[np.ndarray], length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Arrays of shapes `(n_i, *rest)` right-padded with zeros into a float32 `(B, max(max n_i, length), *rest)`
-    tensor, and their mask (1 on real entries)."""
-    longest = max(max(len(a) for a in arrays), length or 0)
+def pad_right(
+    arrays: list[np.ndarray], bucket_ratio: float = 0.0, quantum: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Arrays of shapes `(n_i, *rest)` right-padded with zeros into a float32 `(B, N, *rest)` tensor, and their mask
+    `(B, N)` (1 on real entries): N = max n_i, or with `bucket_ratio` its `bucketed_length`."""
+    longest = bucketed_length(max(len(a) for a in arrays), bucket_ratio, quantum)
     values = torch.zeros(len(arrays), longest, *np.shape(arrays[0])[1:])
     mask = torch.zeros(len(arrays), longest, dtype=torch.long)
     for i, array in enumerate(arrays):
@@ -530,8 +532,7 @@ class AudioCollator:
         waves = [self._crop(decode_audio(e["audio"]), e["id"]) for e in examples]
         if self.normalize_audio:
             waves = [normalize(w) for w in waves]
-        length = bucketed_length(max(len(w) for w in waves), self.bucket_ratio, AUDIO_BUCKET_QUANTUM)
-        values, mask = pad_right(waves, length)
+        values, mask = pad_right(waves, self.bucket_ratio, AUDIO_BUCKET_QUANTUM)
         labels = torch.tensor(np.stack([e[self.target_column] for e in examples]), dtype=torch.float32)
         return {"input_values": values, "attention_mask": mask, "labels": labels}
 
@@ -555,7 +556,7 @@ class FrameCollator:
             crop_window(np.asarray(e[FRAMES_COLUMN]), self.crop_frames, e["id"], self.train, self.seed, epoch)
             for e in examples
         ]
-        frames, mask = pad_right(clips, bucketed_length(max(len(c) for c in clips), self.bucket_ratio))
+        frames, mask = pad_right(clips, self.bucket_ratio)
         labels = torch.tensor(np.stack([e[self.target_column] for e in examples]), dtype=torch.float32)
         return {"front_end_frames": frames, "frame_attention_mask": mask, "labels": labels}
 
